@@ -1,0 +1,61 @@
+/*
+ * rules.h: the administrator's ordered rules, and the decision for an event.
+ *
+ * Rules are read from an INI file an administrator can keep in version
+ * control (default /etc/clawback/rules.conf). Sections are rules, in order;
+ * the first rule whose conditions all match decides, and [default] decides
+ * when none does. Every error names the rule and the field.
+ *
+ * Regular expressions run through PCRE2 with a match limit, so a hostile
+ * pattern fails to match instead of stalling the daemon.
+ */
+#ifndef CLAWBACK_RULES_RULES_H
+#define CLAWBACK_RULES_RULES_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "event/event.h"
+#include "rules/action.h"
+
+#define CB_RULES_DEFAULT_PATH "/etc/clawback/rules.conf"
+/* Most rules in one file. */
+#define CB_RULES_MAX 1000
+/* Longest rule name. */
+#define CB_RULE_NAME_MAX 64
+/* PCRE2 match limit per regex evaluation. */
+#define CB_RULES_MATCH_LIMIT 100000
+
+struct cb_ruleset;
+
+/*
+ * Loads rules from path. Returns the number of problems (0 when valid; the
+ * ruleset is then usable) with each problem appended to problems as one line
+ * "FILE:LINE: rule 'NAME': FIELD: message", or -1 when the file cannot be
+ * read (err says why).
+ */
+int cb_rules_load(const char *path, struct cb_ruleset **out, char **problems, struct cb_err *err);
+/* The same, from text in memory (name is used in messages in place of a path). */
+int cb_rules_load_text(const char *name, const char *text, size_t len, struct cb_ruleset **out,
+		       char **problems, struct cb_err *err);
+void cb_rules_free(struct cb_ruleset *rules);
+
+size_t cb_rules_count(const struct cb_ruleset *rules);
+
+/* The decision for one event; strings point into the ruleset and live as long as it. */
+struct cb_rule_match {
+	const char *rule; /* rule name, or "(default)" */
+	struct cb_action action;
+	char reason[512]; /* "threat=VIRUS details~^Trojan\\. recipient_domain=contoso.example" */
+};
+
+/*
+ * Decides for ev. global_dry_run forces dry-run on the result. When explain
+ * is not NULL, one line per rule tried is appended (matched, or the first
+ * condition that failed), for `clawback rules test`.
+ */
+void cb_rules_decide(const struct cb_ruleset *rules, const struct cb_event *ev, int global_dry_run,
+		     struct cb_rule_match *out, struct cb_buf *explain);
+
+#endif
