@@ -1,0 +1,14 @@
+/* testutil.h: helpers shared by the unit tests. */
+#ifndef CLAWBACK_TESTS_TESTUTIL_H
+#define CLAWBACK_TESTS_TESTUTIL_H
+
+#include <stddef.h>
+
+/* Creates a fresh temporary directory for one test and returns its path (static storage). */
+const char *test_tmpdir(void);
+/* Reads a whole file into a NUL-terminated buffer the caller frees; aborts the test on error. */
+char *test_read_file(const char *path, size_t *len);
+/* Writes text to dir/name and returns the full path (caller frees). */
+char *test_write_file(const char *dir, const char *name, const char *text);
+
+#endif
