@@ -24,6 +24,8 @@
 #define CB_CONFIG_MAX_BYTES (1024 * 1024)
 /* Largest secret file read, in bytes (a PKCS#12 bundle with a chain fits). */
 #define CB_SECRET_MAX_BYTES (64 * 1024)
+/* The feed URL when [feed] sets none (the channel is sent as ?channel=). */
+#define CB_FEED_DEFAULT_URL "wss://events.retarus.com/email/siem/v1/websocket"
 
 struct cb_feed_config {
 	char *name;       /* from [feed "name"] */
@@ -103,13 +105,35 @@ void cb_config_defaults(struct cb_config *cfg);
  * (err says why).
  */
 int cb_config_load(const char *path, struct cb_config *cfg, char **problems, struct cb_err *err);
+/*
+ * The same, from text in memory. name is used in messages and as the file
+ * whose folder relative paths (store, rules, ca_file, certificate_file)
+ * resolve against; a name without '/' leaves them relative.
+ */
+int cb_config_load_text(const char *name, const char *text, size_t len, struct cb_config *cfg, char **problems,
+			struct cb_err *err);
+
+/*
+ * Checks every secret and certificate file the config names (exists, is a
+ * regular file, readable, not larger than CB_SECRET_MAX_BYTES) and that
+ * secret files are not readable by group or others. Each problem is appended
+ * to problems as "FILE: [section] key: message"; returns their number. A
+ * secret file with loose permissions is a problem here, for check-config,
+ * but cb_secret_read() still reads it, so a running daemon does not stop over
+ * a mode bit. Files found in $CREDENTIALS_DIRECTORY skip the mode check,
+ * because systemd sets their access.
+ */
+int cb_config_check_files(const struct cb_config *cfg, char **problems);
 
 void cb_config_free(struct cb_config *cfg);
 
 /*
  * Reads the secret named by a *_file key. A relative path is resolved in
- * $CREDENTIALS_DIRECTORY when set. One trailing newline is removed. The
- * caller frees the result with cb_secret_free(), which wipes it.
+ * $CREDENTIALS_DIRECTORY, and is an error when that is not set. One trailing
+ * newline ("\n" or "\r\n") is removed; an empty secret and a file larger
+ * than CB_SECRET_MAX_BYTES are errors. The result is NUL-terminated (len
+ * excludes the NUL). The caller frees it with cb_secret_free(), which wipes
+ * it. Error messages name the path, never the content.
  */
 int cb_secret_read(const char *path, char **out, size_t *len, struct cb_err *err);
 void cb_secret_free(char *secret, size_t len);
