@@ -33,6 +33,53 @@
  *   4. Rows read back are validated; a job row that fails validation is moved to
  *      final_error with the reason, never dropped.
  *   5. Secrets are never written here.
+ *   6. At most one accepted event per duplicate key: a partial unique index
+ *      (events.dedup_key WHERE status = 'accepted') enforces it in the database.
+ *
+ * Which function performs each transition (every one writes one audit row
+ * in the same transaction; the audit kind is in brackets):
+ *   (none)      -> queued | skipped  cb_store_ingest              [decision]
+ *   queued      -> running           cb_store_job_transition      [transition]
+ *   queued      -> final_error       cb_store_jobs_due, for a row that fails
+ *                                    validation [quarantine], or the executor
+ *                                    through cb_store_job_transition [transition]
+ *   running     -> done | not_found | skipped | retry_wait | retry_queue | final_error
+ *                                    cb_store_job_transition      [transition]
+ *                                    (running -> skipped: the rule was disabled;
+ *                                    running -> retry_queue: a temporary error
+ *                                    with no attempts left)
+ *   running     -> queued            cb_store_recover, at start-up [recover]
+ *   retry_wait  -> queued            cb_store_jobs_due, when next_attempt_ms
+ *                                    has passed [transition]
+ *   retry_wait  -> retry_queue       cb_store_job_transition      [transition]
+ *   retry_queue | final_error -> queued
+ *                                    cb_store_job_requeue         [requeue]
+ *   any unknown state string -> final_error
+ *                                    cb_store_recover             [quarantine]
+ * cb_store_job_transition accepts exactly the edges above that name it
+ * (cb_job_transition_allowed() tells which), so queued -> skipped, for
+ * example, is rejected: skipped is decided at ingest.
+ *
+ * Deleting (cb_store_job_delete) does not change the state: it marks a
+ * retry_queue or final_error job as deleted (deleted_ms) and writes a
+ * [delete] audit row. A deleted job keeps its row, its event and its audit
+ * trail until retention prunes them; it is left out of listings (unless the
+ * filter asks for it), counts, cb_store_jobs_due and re-queueing.
+ *
+ * Other audit kinds: [attempt] for each backend request (cb_store_audit_attempt).
+ *
+ * Durability: the connection runs in WAL mode with synchronous=NORMAL. A
+ * committed transaction survives a crash of the process (kill -9, abort) at
+ * any point. A power loss or kernel crash can lose the transactions committed
+ * since the last WAL checkpoint (the database stays consistent and every
+ * transaction is either wholly present or wholly absent), because WAL
+ * commits are not fsynced at synchronous=NORMAL. The feed resends events it
+ * has not seen acknowledged only while the connection lasts, so events lost
+ * that way are not recovered.
+ *
+ * Threads: one struct cb_store per thread; a handle must not be used by two
+ * threads at once (the connection is opened with SQLITE_OPEN_NOMUTEX). Writers
+ * on different connections wait for each other up to CB_STORE_BUSY_TIMEOUT_MS.
  */
 #ifndef CLAWBACK_STORE_STORE_H
 #define CLAWBACK_STORE_STORE_H
@@ -45,6 +92,16 @@
 #include "rules/action.h"
 
 struct cb_store;
+
+/*
+ * Largest raw message stored, in bytes. Longer messages (rejected as too
+ * large by the parser) keep their first CB_STORE_RAW_MAX bytes, and
+ * events.raw_size records the original length. Twice the parser's limit, so
+ * every message the parser can accept is stored whole.
+ */
+#define CB_STORE_RAW_MAX (2 * CB_EVENT_MAX_BYTES)
+/* How long a writer waits for another connection's write transaction, in ms. */
+#define CB_STORE_BUSY_TIMEOUT_MS 10000
 
 enum cb_job_state {
 	CB_JOB_QUEUED = 0,
@@ -60,6 +117,8 @@ enum cb_job_state {
 
 const char *cb_job_state_name(enum cb_job_state state);
 int cb_job_state_parse(const char *name, enum cb_job_state *out);
+/* Tells whether cb_store_job_transition accepts from -> to (1) or not (0). */
+int cb_job_transition_allowed(enum cb_job_state from, enum cb_job_state to);
 
 enum cb_event_status {
 	CB_EVENT_ACCEPTED = 0,
@@ -69,6 +128,8 @@ enum cb_event_status {
 };
 
 const char *cb_event_status_name(enum cb_event_status status);
+/* Parses a name of cb_event_status_name; returns -1 when unknown. */
+int cb_event_status_parse(const char *name, enum cb_event_status *out);
 
 /* The rules engine's decision for one event, recorded on its job. */
 struct cb_decision {
@@ -77,11 +138,20 @@ struct cb_decision {
 	struct cb_action action;
 };
 
-/* Opens (creating when missing) the store at path, applies migrations, enables WAL. */
+/*
+ * Opens (creating when missing) the store at path, enables WAL and applies
+ * the migrations this binary knows. Fails when the file belongs to another
+ * application or has a newer schema than this binary knows.
+ */
 int cb_store_open(const char *path, struct cb_store **out, struct cb_err *err);
 void cb_store_close(struct cb_store *store);
 
-/* Groups several writes in one transaction (used for batches); nesting is not supported. */
+/*
+ * Groups several writes in one transaction (used for batches); nesting is
+ * not supported. Inside it, each store call runs in a savepoint, so a call
+ * that fails leaves nothing half-written and the batch can go on. The
+ * transaction is BEGIN IMMEDIATE: it takes the write lock at once.
+ */
 int cb_store_begin(struct cb_store *store, struct cb_err *err);
 int cb_store_commit(struct cb_store *store, struct cb_err *err);
 int cb_store_rollback(struct cb_store *store);
@@ -103,6 +173,9 @@ struct cb_ingest_result {
  *   when dec->action.kind is CB_ACTION_SKIP), and one audit row for the decision.
  * source names where it came from ("feed:main", "replay:file.jsonl").
  * Runs in the current transaction when one is open, otherwise in its own.
+ * A PZD event must carry recipient_norm, message_id and dedup_key (as
+ * cb_event_parse fills them) and a decision; a move needs a folder.
+ * raw longer than CB_STORE_RAW_MAX is cut (see there).
  */
 int cb_store_ingest(struct cb_store *store, const char *raw, size_t raw_len, const char *source,
 		    const struct cb_event *ev, enum cb_event_reject reason, const char *detail,
@@ -119,6 +192,7 @@ struct cb_job {
 	char *message_id; /* as sent, with angle brackets */
 	enum cb_job_state state;
 	char *rule;
+	char *reason; /* why the rule matched, from the decision */
 	struct cb_action action;
 	int attempts;            /* backend attempts so far */
 	int searches;            /* not-found searches so far */
@@ -129,6 +203,7 @@ struct cb_job {
 	char *found_in; /* folder display name where the mail was found */
 	int64_t created_ms;
 	int64_t updated_ms;
+	int64_t deleted_ms; /* when cb_store_job_delete marked it; 0 when not deleted */
 };
 
 void cb_job_clear(struct cb_job *job);
@@ -152,8 +227,11 @@ struct cb_transition {
 /*
  * Moves job id from state from to state to, applying t, with an audit row,
  * in one transaction (or the current one). Fails with "job N is in state X"
- * when the job is not in from, and refuses transitions the diagram above
- * does not have.
+ * when the job is not in from (or was deleted), and rejects transitions the
+ * list above does not give to it. t may be NULL. The audit row's detail
+ * holds error, outcome, found_in, next_attempt_ms, the attempts and searches
+ * after the change, may_have_acted, and t->detail_json under "detail" (which
+ * must be valid JSON, or the transition fails).
  */
 int cb_store_job_transition(struct cb_store *store, int64_t id, enum cb_job_state from,
 			    enum cb_job_state to, const struct cb_transition *t, struct cb_err *err);
@@ -161,7 +239,10 @@ int cb_store_job_transition(struct cb_store *store, int64_t id, enum cb_job_stat
 /*
  * Reads up to max jobs that can run now, oldest first: queued ones, and
  * retry_wait ones whose next_attempt_ms <= now_ms (those are moved to queued
- * first). after_id skips jobs with id <= after_id (for paging).
+ * first, with an audit row each). after_id skips jobs with id <= after_id
+ * (for paging). A queued row that fails validation is quarantined (moved to
+ * final_error with the reason in last_error) and not returned. The caller
+ * frees *out with cb_jobs_free(*out, *n).
  */
 int cb_store_jobs_due(struct cb_store *store, int64_t now_ms, int64_t after_id, size_t max,
 		      struct cb_job **out, size_t *n, struct cb_err *err);
@@ -169,9 +250,18 @@ int cb_store_jobs_due(struct cb_store *store, int64_t now_ms, int64_t after_id, 
 /* Earliest next_attempt_ms of a retry_wait job, or 0 when there is none. */
 int cb_store_next_wakeup(struct cb_store *store, int64_t *out_ms, struct cb_err *err);
 
+/*
+ * Reads one job, deleted ones included. A row that fails validation is
+ * returned as final_error with last_error naming the problem (nothing is
+ * written; cb_store_jobs_due and cb_store_recover quarantine it).
+ */
 int cb_store_job_get(struct cb_store *store, int64_t id, struct cb_job *out, struct cb_err *err);
 
-/* Moves every running job back to queued with may_have_acted = 1; *n tells how many. */
+/*
+ * Moves every running job back to queued with may_have_acted = 1; *n tells
+ * how many. Also quarantines rows whose state is not a known state name
+ * (a scan of the jobs_state index). Run once at start-up, before the executor.
+ */
 int cb_store_recover(struct cb_store *store, size_t *n, struct cb_err *err);
 
 /* One backend attempt, recorded in the audit trail. */
@@ -190,7 +280,13 @@ struct cb_attempt {
 
 int cb_store_audit_attempt(struct cb_store *store, const struct cb_attempt *a, struct cb_err *err);
 
-/* Filters for listings; zero / NULL fields match everything. */
+/*
+ * Filters for listings; zero / NULL fields match everything. For events,
+ * state is a cb_event_status, recipient matches recipient_norm
+ * (case-insensitively), since/until compare received_ms and event_id the id.
+ * For jobs, state is a cb_job_state, recipient matches the mailbox,
+ * since/until compare created_ms. until_ms is exclusive.
+ */
 struct cb_filter {
 	int state; /* enum cb_job_state or cb_event_status, -1 for any */
 	const char *recipient;
@@ -199,6 +295,8 @@ struct cb_filter {
 	int64_t until_ms;
 	int64_t event_id;
 	size_t limit; /* 0: no limit */
+	int descending;      /* 1: newest (highest id) first */
+	int include_deleted; /* jobs only: 1 lists deleted jobs too */
 };
 
 #define CB_FILTER_INIT {.state = -1}
@@ -214,11 +312,25 @@ struct cb_event_row {
 	const char *reject_reason;
 	int64_t duplicate_of;
 	const char *source;
-	const char *raw;
-	size_t raw_len;
+	const char *raw; /* not NUL-terminated; may hold any bytes */
+	size_t raw_len;  /* bytes stored */
+	int64_t raw_size; /* bytes received; more than raw_len when cut at CB_STORE_RAW_MAX */
+	const char *reject_detail;
+	const char *customer;
+	const char *sender;
+	const char *recipient_norm;
+	const char *rmx_id;
+	int64_t ts_ms;
+	const char *threat; /* "VIRUS", "URL" or NULL */
+	const char *details;
+	const char *dedup_key;
 };
 
-/* Calls fn for each matching event / job in id order; fn returns non-zero to stop. */
+/*
+ * Calls fn for each matching event / job in id order; fn returns non-zero to
+ * stop. Row strings live until fn returns; absent fields are NULL. Jobs whose
+ * row fails validation are passed as final_error with last_error saying why.
+ */
 int cb_store_list_events(struct cb_store *store, const struct cb_filter *f,
 			 int (*fn)(const struct cb_event_row *row, void *ctx), void *ctx,
 			 struct cb_err *err);
@@ -231,38 +343,57 @@ struct cb_audit_row {
 	int64_t at_ms;
 	int64_t job_id;
 	int64_t event_id;
-	const char *kind; /* "decision", "transition", "attempt", "recover", ... */
+	const char *kind; /* "decision", "transition", "requeue", "recover", "quarantine", "delete", "attempt" */
+	const char *from_state; /* NULL for decision and attempt rows */
+	const char *to_state;   /* NULL for attempt rows */
 	const char *detail_json;
 };
 
+/* Calls fn for each audit row of job_id (every row when job_id is 0), oldest first. */
 int cb_store_list_audit(struct cb_store *store, int64_t job_id,
 			int (*fn)(const struct cb_audit_row *row, void *ctx), void *ctx,
 			struct cb_err *err);
+/* The same for every audit row of one event. */
+int cb_store_list_audit_event(struct cb_store *store, int64_t event_id,
+			      int (*fn)(const struct cb_audit_row *row, void *ctx), void *ctx,
+			      struct cb_err *err);
 
-/* Counts events per type and status ("PZD accepted 7"); fn is called once per group. */
+/* Counts events per type and status ("PZD accepted 7"); fn is called once per group, type "" for events without one. */
 int cb_store_count_events(struct cb_store *store,
 			  int (*fn)(const char *type, enum cb_event_status status, int64_t count,
 				    void *ctx),
 			  void *ctx, struct cb_err *err);
 
-/* Counts jobs per state into counts[CB_JOB_STATE_COUNT]. */
+/* Counts jobs per state into counts[CB_JOB_STATE_COUNT]; deleted jobs are not counted. */
 int cb_store_count_jobs(struct cb_store *store, int64_t counts[CB_JOB_STATE_COUNT],
 			struct cb_err *err);
 
 /*
  * Deletes events (with their finished jobs) and audit rows older than the
- * given ages. Unfinished jobs and their events are kept whatever their age.
+ * given ages. Unfinished jobs and their events are kept whatever their age:
+ * an event goes only when each of its jobs is done, not_found, skipped or
+ * deleted. An age <= 0 keeps that table whole. Deletes in chunks of 1000
+ * rows per transaction. *deleted (may be NULL) is the number of event and
+ * audit rows deleted together; jobs deleted with their events are not
+ * counted. Once an accepted event is pruned, a later copy of it is accepted
+ * again.
  */
 int cb_store_prune(struct cb_store *store, int64_t now_ms, int64_t event_max_age_ms,
 		   int64_t audit_max_age_ms, int64_t *deleted, struct cb_err *err);
 
-/* Changes the administrator makes from the CLI or console. */
+/*
+ * Changes the administrator makes from the CLI or console. Re-queue moves a
+ * retry_queue or final_error job to queued with attempts and searches reset
+ * to 0. Delete marks a retry_queue or final_error job as deleted (see above);
+ * both fail with the job's state for any other job.
+ */
 int cb_store_job_requeue(struct cb_store *store, int64_t id, struct cb_err *err);
 int cb_store_job_delete(struct cb_store *store, int64_t id, struct cb_err *err);
 
 /*
  * Returns SQLite's data_version: it changes when another connection (another
  * process, e.g. the CLI) commits, so the daemon can notice re-queued jobs.
+ * Returns -1 when it cannot be read.
  */
 int64_t cb_store_data_version(struct cb_store *store);
 
