@@ -5,9 +5,11 @@
 #include <string.h>
 
 extern const struct cb_backend_ops cb_backend_log;
+extern const struct cb_backend_ops cb_backend_graph;
 
 static const struct cb_backend_ops *const backends[] = {
 	&cb_backend_log,
+	&cb_backend_graph,
 };
 
 const struct cb_backend_ops *cb_backend_find(const char *name)

@@ -87,6 +87,12 @@ struct cb_backend_ops {
 	enum cb_op_step (*op_next)(void *op, const struct cb_http_response *resp,
 				   struct cb_http_request *req, struct cb_outcome *out);
 	void (*op_free)(void *op);
+	/*
+	 * Optional (may be NULL): applies the backend's TLS, CA file and proxy
+	 * settings to each easy handle the executor makes for one of its
+	 * requests, after the executor's own options.
+	 */
+	void (*configure_easy)(void *state, CURL *easy);
 };
 
 /* Finds a backend by name ("log", "graph"); NULL when unknown. */
