@@ -279,7 +279,7 @@ static int quarantine(struct cb_store *store, int64_t id, const char *bad_state,
 	struct cb_transition t = CB_TRANSITION_INIT;
 	struct audit_change change = {.job_id = id, .kind = "quarantine", .from = bad_state,
 				      .to = "final_error", .t = &t, .attempts = -1};
-	struct cb_log_value v;
+	struct cb_log_value v, w;
 	int rc;
 
 	if (!st)
@@ -302,7 +302,7 @@ static int quarantine(struct cb_store *store, int64_t id, const char *bad_state,
 	if (insert_change_audit(store, &change, err) < 0)
 		return -1;
 	cb_warn("job quarantined job=%lld state=%s error=%s", (long long)id,
-		cb_log_str(&v, bad_state), reason);
+		cb_log_str(&v, bad_state), cb_log_str(&w, reason));
 	return 0;
 }
 
