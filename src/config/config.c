@@ -23,7 +23,6 @@
 #include "base/util.h"
 #include "config/config_values.h"
 #include "config/ini_reader.h"
-#include "rules/rules.h"
 
 #define MS_PER_SECOND INT64_C(1000)
 #define MS_PER_DAY (INT64_C(86400) * MS_PER_SECOND)
@@ -185,7 +184,7 @@ void cb_config_defaults(struct cb_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->store_path = strdup("/var/lib/clawback/clawback.db");
-	cfg->rules_path = strdup(CB_RULES_DEFAULT_PATH);
+	cfg->rules_path = strdup("/etc/clawback/rules.conf") /* CB_RULES_DEFAULT_PATH */;
 	cfg->backend = strdup("log");
 	cfg->log_level = CB_LOG_INFO;
 	cfg->event_retention_ms = 90 * MS_PER_DAY;

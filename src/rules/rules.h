@@ -26,6 +26,16 @@
 #define CB_RULE_NAME_MAX 64
 /* PCRE2 match limit per regex evaluation. */
 #define CB_RULES_MATCH_LIMIT 100000
+/* PCRE2 backtracking depth limit per evaluation (the interpreter only; JIT ignores it). */
+#define CB_RULES_DEPTH_LIMIT 10000
+/* PCRE2 heap limit per evaluation, in KiB (the interpreter only). */
+#define CB_RULES_HEAP_LIMIT_KIB 4096
+/* Longest pattern, in bytes, after its glob: or regex: prefix. */
+#define CB_RULE_PATTERN_MAX 1024
+/* Most patterns in one rule, all conditions together. */
+#define CB_RULE_PATTERNS_MAX 256
+/* Largest rules file read, in bytes (CB_RULES_MAX rules of a few KiB each). */
+#define CB_RULES_MAX_BYTES (4 * 1024 * 1024)
 
 struct cb_ruleset;
 
@@ -42,6 +52,19 @@ int cb_rules_load_text(const char *name, const char *text, size_t len, struct cb
 void cb_rules_free(struct cb_ruleset *rules);
 
 size_t cb_rules_count(const struct cb_ruleset *rules);
+
+/* One rule as loaded, for listings; name points into the ruleset. */
+struct cb_rule_info {
+	const char *name;
+	int line; /* of its [rule "NAME"] header */
+	int enabled;
+	struct cb_action action;
+};
+
+/* Fills out with rule number index (0-based, file order); -1 when out of range. */
+int cb_rules_get(const struct cb_ruleset *rules, size_t index, struct cb_rule_info *out);
+/* The action of [default], or log when the file has none (or rules is NULL). */
+void cb_rules_default_action(const struct cb_ruleset *rules, struct cb_action *out);
 
 /* The decision for one event; strings point into the ruleset and live as long as it. */
 struct cb_rule_match {
