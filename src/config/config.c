@@ -612,7 +612,7 @@ static void check_feed(struct load_state *st, size_t index)
 	int line = st->feed_lines[index];
 
 	snprintf(st->label, sizeof(st->label), "[feed \"%.40s\"]", feed->name);
-	if (!feed->token_file)
+	if (!feed->token_file && !line_of(st, row, feed_keys, "token_file", 0))
 		report(st, line, "token_file", "missing: set token_file = PATH to the file holding the Retarus token");
 	/* The channel key (column 1) and a ?channel= in the URL (last column) must agree. */
 	if (st->key_lines[row][1] && st->key_lines[row][MAX_SECTION_KEYS - 1]) {
@@ -660,9 +660,10 @@ static void check_graph(struct load_state *st)
 	}
 	if (!g->enabled)
 		return;
-	if (!g->tenant)
+	/* A key that was set but invalid has been reported already. */
+	if (!g->tenant && !line_of(st, row, graph_keys, "tenant", 0))
 		report(st, line, "tenant", "missing: set tenant = the tenant id or domain");
-	if (!g->client_id)
+	if (!g->client_id && !line_of(st, row, graph_keys, "client_id", 0))
 		report(st, line, "client_id", "missing: set client_id = the application (client) id");
 	if (!g->client_secret_file == !g->certificate_file)
 		report(st, line, "client_secret_file",

@@ -67,8 +67,8 @@ static int check_authority(const char *s, size_t scheme_len, const char **rest, 
 	const char *port = NULL;
 
 	if (memchr(auth, '@', auth_len)) {
-		snprintf(msg, msg_size, "user name or password in the URL is not allowed (the value is not shown); "
-					"use the *_user and *_file keys");
+		snprintf(msg, msg_size, "user name or password in the URL is not allowed (the value is not shown): "
+					"remove it; credentials belong in the *_file keys");
 		return -1;
 	}
 	if (*host == '[') {
