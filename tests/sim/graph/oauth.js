@@ -142,7 +142,18 @@ function checkSecret(app, secret) {
 	return null;
 }
 
-// Read client_id/client_secret from HTTP Basic (RFC 6749 2.3.1) when the body has none.
+function formDecode(text) {
+	try {
+		return decodeURIComponent(text.replace(/\+/g, ' '));
+	} catch (e) {
+		return text;
+	}
+}
+
+// Read client_id/client_secret from HTTP Basic when the body has none. RFC 6749 2.3.1 wants
+// both form-encoded inside Basic, but many clients (python requests among them) send them raw,
+// so the secret matches in either form.
+// NOTE: whether Entra ID accepts the raw form is not verified.
 function basicCredentials(authorization) {
 	if (!authorization || !/^basic /i.test(authorization))
 		return null;
@@ -150,10 +161,8 @@ function basicCredentials(authorization) {
 	const colon = decoded.indexOf(':');
 	if (colon < 0)
 		return null;
-	return {
-		id: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' ')),
-		secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')),
-	};
+	const rawSecret = decoded.slice(colon + 1);
+	return { id: formDecode(decoded.slice(0, colon)), secret: rawSecret, decodedSecret: formDecode(rawSecret) };
 }
 
 function issueToken(app, tenantId, resource, settings) {
@@ -219,6 +228,8 @@ function handleTokenRequest(store, settings, tenant, form, authorization, tokenU
 		failure = checkAssertion(app, assertion, tokenUrl, settings);
 	} else if (secret) {
 		failure = checkSecret(app, secret);
+		if (failure && !form.get('client_secret') && basic.decodedSecret !== secret)
+			failure = checkSecret(app, basic.decodedSecret);
 	} else {
 		failure = aadError(401, 'invalid_client', 7000216,
 			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
