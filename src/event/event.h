@@ -6,6 +6,22 @@
  * the named limits below before anything else, and either fills a cb_event or
  * returns a specific rejection reason. Nothing in a rejected event is dropped:
  * the caller stores the raw bytes with the reason.
+ *
+ * What the parser checks:
+ *   - every event: size and nesting depth (before jansson parses the bytes),
+ *     JSON syntax, UTF-8, no duplicate object keys, a JSON object, a non-empty
+ *     string "type", and the JSON type and length of each field that cb_event
+ *     carries (customer, sender, recipient, mimeId, rmxId, ts, metaData).
+ *     Other envelope fields (version, host, class, direction, status,
+ *     sourceIp, subtype) and unknown fields are ignored. A JSON null counts
+ *     as an absent field.
+ *   - PZD events only: recipient and mimeId are present and valid, ts (when
+ *     present) has the documented format, and metaData names a threatType
+ *     of VIRUS or URL. Other event types are only counted, so a malformed
+ *     recipient or ts in them leaves recipient_norm NULL or ts_ms 0.
+ * Duplicate keys are rejected because jansson would keep the last value while
+ * another reader of the stored raw bytes may take the first, so two readers
+ * could act on different recipients.
  */
 #ifndef CLAWBACK_EVENT_EVENT_H
 #define CLAWBACK_EVENT_EVENT_H
@@ -23,11 +39,13 @@
 #define CB_EVENT_MAX_ADDRESS 320
 /* Longest Message-ID accepted, in bytes (RFC 5322 lines are 998 octets at most). */
 #define CB_EVENT_MAX_MESSAGE_ID 998
+/* Size of a detail buffer that every rejection detail fits in (details quote at most 96 bytes of a value). */
+#define CB_EVENT_DETAIL_MAX 512
 
 enum cb_event_reject {
 	CB_REJECT_NONE = 0,
 	CB_REJECT_TOO_LARGE,      /* more than CB_EVENT_MAX_BYTES */
-	CB_REJECT_NOT_JSON,       /* does not parse as JSON (or is not UTF-8) */
+	CB_REJECT_NOT_JSON,       /* does not parse as JSON */
 	CB_REJECT_NOT_OBJECT,     /* JSON, but not an object */
 	CB_REJECT_TOO_DEEP,       /* nesting deeper than CB_EVENT_MAX_DEPTH */
 	CB_REJECT_FIELD_TOO_LONG, /* a string field longer than its limit */
@@ -39,6 +57,8 @@ enum cb_event_reject {
 	CB_REJECT_BAD_MESSAGE_ID,  /* mimeId with control characters */
 	CB_REJECT_BAD_TIMESTAMP,   /* ts present but not "YYYY-MM-DD hh:mm:ss +hhmm" */
 	CB_REJECT_BAD_METADATA,    /* PZD metaData missing, not an object, or unknown threatType */
+	CB_REJECT_BAD_UTF8,        /* bytes that are not valid UTF-8 */
+	CB_REJECT_DUPLICATE_KEY,   /* an object with the same key twice */
 };
 
 /* Returns a short stable name for the reason ("missing_recipient"), used in the store and API. */
@@ -50,6 +70,7 @@ enum cb_threat {
 	CB_THREAT_URL,      /* a phishing URL */
 };
 
+/* Returns the feed's spelling of the threat type ("VIRUS", "URL"), or "none". */
 const char *cb_threat_name(enum cb_threat threat);
 
 /*
@@ -72,8 +93,8 @@ struct cb_event {
 	char *checksum;      /* VIRUS */
 	char *mime_type;     /* VIRUS */
 	char *url;           /* URL: uniformResourceLocator */
-	char *details;       /* malware name (VIRUS) or phishing id (URL) */
-	char dedup_key[65];  /* see cb_event_parse */
+	char *details;       /* malware name (VIRUS) or phishing id (URL); a JSON number as text */
+	char dedup_key[65];  /* see cb_event_parse; "" for events other than PZD */
 };
 
 /*
@@ -81,11 +102,15 @@ struct cb_event {
  * Returns CB_REJECT_NONE and fills ev, or a reason (ev is then cleared and
  * detail, when not NULL, names the offending field and value).
  *
- * The duplicate key is the SHA-256 of the fields that identify one detection
- * of one delivered mail: type, customer, normalised recipient, mimeId, rmxId,
- * ts and the metaData object with its keys sorted. Key order, whitespace and
- * unknown envelope fields do not change it, so a repeated delivery of the same
- * event is recognised however it was serialised.
+ * The duplicate key of a PZD event is the SHA-256 (lower-case hex) of the
+ * fields that identify one detection of one delivered mail: type, customer,
+ * normalised recipient, mimeId, rmxId, ts and the metaData object with its
+ * keys sorted, serialised by json_dumps with JSON_SORT_KEYS | JSON_COMPACT.
+ * Key order, whitespace, string escapes and unknown envelope fields do not
+ * change it, so a repeated delivery of the same event is recognised however
+ * it was serialised. ts enters the key as ts_ms, so "8:14:03 +0100" and
+ * "07:14:03 +0000" give the same key. Other event types get no key because
+ * they are only counted.
  */
 enum cb_event_reject cb_event_parse(const char *raw, size_t len, struct cb_event *ev, char *detail,
 				    size_t detail_size);
@@ -93,14 +118,22 @@ enum cb_event_reject cb_event_parse(const char *raw, size_t len, struct cb_event
 /* Frees the strings of ev and clears it; safe on a cleared or half-filled event. */
 void cb_event_clear(struct cb_event *ev);
 
-/* Parses "YYYY-MM-DD hh:mm:ss +hhmm" (day and hour may have one digit) into ms; -1 if invalid. */
+/*
+ * Parses "YYYY-MM-DD hh:mm:ss +hhmm" (day and hour may have one digit) into ms
+ * since the epoch. Returns 0, or -1 for any other format or a field out of
+ * range (a day the month lacks, hh > 23, mm > 59, ss > 60 because 60 is a leap
+ * second, an offset beyond +-1400 or with minutes > 59).
+ */
 int cb_event_parse_ts(const char *s, int64_t *out_ms);
 
 /*
  * Normalises an address for matching: lower-cases it and trims surrounding
  * whitespace. Exchange resolves SMTP addresses case-insensitively in both the
  * local part and the domain. Returns NULL when s is not an address
- * (no single '@', empty local part or domain, spaces or control characters).
+ * (no single '@', empty local part or domain, spaces or control characters,
+ * one of the delimiters < > ( ) [ ] , ; : " and backslash, or a domain with an
+ * empty label). Quoted local parts and domain literals are therefore rejected.
+ * The caller frees the result.
  */
 char *cb_address_normalise(const char *s);
 
