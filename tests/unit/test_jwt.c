@@ -95,10 +95,12 @@ static int setup(void **state)
 	free(test_write_file(dir, "pw", "pw\n"));
 
 	write_pkcs12("modern.pfx", NULL, NID_aes_256_cbc, NID_aes_256_cbc);
-	OSSL_PROVIDER_load(legacy, "legacy");
-	OSSL_PROVIDER_load(legacy, "default");
+	OSSL_PROVIDER *providers[2] = {OSSL_PROVIDER_load(legacy, "legacy"),
+				       OSSL_PROVIDER_load(legacy, "default")};
 	write_pkcs12("legacy.p12", legacy, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
 		     NID_pbe_WithSHA1And40BitRC2_CBC);
+	OSSL_PROVIDER_unload(providers[0]);
+	OSSL_PROVIDER_unload(providers[1]);
 	OSSL_LIB_CTX_free(legacy);
 	return 0;
 }

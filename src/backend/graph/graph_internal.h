@@ -146,6 +146,7 @@ struct graph_key {
 	EVP_PKEY *pkey;
 	X509 *cert;
 	OSSL_LIB_CTX *libctx; /* private context with the legacy provider, or NULL */
+	OSSL_PROVIDER *providers[2]; /* legacy and default, loaded into libctx */
 };
 
 int graph_key_load(const struct cb_graph_config *cfg, struct graph_key *key, struct cb_err *err);

@@ -79,6 +79,9 @@ void graph_key_free(struct graph_key *key)
 {
 	EVP_PKEY_free(key->pkey);
 	X509_free(key->cert);
+	for (size_t i = 0; i < 2; i++)
+		if (key->providers[i])
+			OSSL_PROVIDER_unload(key->providers[i]);
 	OSSL_LIB_CTX_free(key->libctx);
 	memset(key, 0, sizeof(*key));
 }
@@ -174,8 +177,11 @@ static int load_pkcs12(const struct cb_graph_config *cfg, struct graph_key *key,
 	}
 	ERR_clear_error();
 	key->libctx = OSSL_LIB_CTX_new();
-	if (!key->libctx || !OSSL_PROVIDER_load(key->libctx, "legacy") ||
-	    !OSSL_PROVIDER_load(key->libctx, "default")) {
+	if (key->libctx) {
+		key->providers[0] = OSSL_PROVIDER_load(key->libctx, "legacy");
+		key->providers[1] = OSSL_PROVIDER_load(key->libctx, "default");
+	}
+	if (!key->libctx || !key->providers[0] || !key->providers[1]) {
 		cb_err_set(err, "cannot read %s: the PKCS#12 file may use legacy encryption and OpenSSL's legacy provider is not available (%s)",
 			   cfg->certificate_file, openssl_reason());
 		goto out;
