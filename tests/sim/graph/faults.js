@@ -1,8 +1,8 @@
 'use strict';
-// Scripted faults for the Graph simulator. A fault script is a list of rules; each request takes
+// Scripted faults for the Graph simulator. A fault script is a list of rules. Each request takes
 // the first rule that matches its method, path and mailbox and still has uses left, and the
-// simulator then answers with that fault instead of (or, for reset "after", following) the
-// normal processing. Format and fault types: README.md.
+// simulator then responds with that fault in place of normal processing (a reset "after" comes
+// after it). Format and fault types: README.md.
 
 const FAULT_TYPES = new Set([
 	'error', 'throttle', 'status', 'stall', 'delay', 'reset', 'malformed', 'expired_token',

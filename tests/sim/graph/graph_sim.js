@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 'use strict';
-// Microsoft Graph simulator for clawback's end-to-end tests and benchmarks: the mail API subset
-// clawback uses (search by internetMessageId, folders, move, delete, permanentDelete, sendMail),
-// the Entra ID token endpoint, Outlook throttling limits, simulated latency and scripted faults,
-// over HTTPS with HTTP/2 (and HTTP/1.1 through ALPN). A control API under /_sim/ (no
+// Microsoft Graph simulator for clawback's end-to-end tests and benchmarks. It serves the mail API
+// subset clawback uses (search by internetMessageId, folders, move, delete, permanentDelete,
+// sendMail) and the Entra ID token endpoint, with Outlook throttling limits, simulated latency
+// and scripted faults, over HTTPS with HTTP/2 (and HTTP/1.1 through ALPN). A control API under /_sim/ (no
 // authentication, loopback only) loads fixtures and reports state, logs and statistics.
 //
 // Usage and formats: README.md. One process, one event loop; all input from the network is
@@ -47,7 +47,7 @@ const DEFAULT_SETTINGS = {
 	log_max: 200000,		// log entries kept; older ones are dropped
 };
 
-// Message properties Graph knows; $select of anything else is a 400.
+// Message properties Graph defines. A $select of any other name is a 400.
 const MESSAGE_PROPERTIES = new Set([
 	'id', 'createdDateTime', 'lastModifiedDateTime', 'changeKey', 'categories', 'receivedDateTime',
 	'sentDateTime', 'hasAttachments', 'internetMessageId', 'subject', 'bodyPreview', 'importance',
@@ -121,8 +121,8 @@ function applySetting(settings, key, value) {
 	let parsed = value;
 	if (typeof value === 'string' && type === 'number')
 		parsed = Number(value);
-	else if (typeof value === 'string' && type === 'boolean')
-		parsed = value === 'true' ? true : value === 'false' ? false : value;
+	else if (typeof value === 'string' && type === 'boolean' && (value === 'true' || value === 'false'))
+		parsed = value === 'true';
 	if (typeof parsed !== type || (type === 'number' && !(Number.isFinite(parsed) && parsed >= 0)))
 		return `setting ${key}: expected a ${type === 'number' ? 'non-negative number' : type}, got ${JSON.stringify(value)}`;
 	if (key === 'delete_target' && !['deleteditems', 'recoverableitemsdeletions'].includes(parsed))
@@ -597,7 +597,7 @@ function moveMessage(ctx, mailbox, message) {
 }
 
 // DELETE moves to Deleted Items, or to Recoverable Items\Deletions when the message is already
-// in Deleted Items (as Outlook clients do) or when delete_target says so.
+// in Deleted Items (as Outlook clients do), or always to Deletions when delete_target selects it.
 function deleteMessage(ctx, mailbox, message) {
 	if (message.folder.wellKnownName === 'recoverableitemsdeletions')
 		// NOTE: the HTTP status of ErrorCannotDeleteObject is not documented; 400 is a guess.
@@ -902,6 +902,8 @@ async function handleRequest(sim, req, res) {
 	};
 	if (!isControl) {
 		sim.stats.requests++;
+		if (isGraph)
+			sim.stats.graph_requests++;
 		sim.stats.in_flight++;
 		if (sim.stats.in_flight > sim.stats.max_in_flight)
 			sim.stats.max_in_flight = sim.stats.in_flight;

@@ -103,12 +103,12 @@ function checkAssertion(app, assertion, tokenUrl, settings) {
 	if (typeof thumb !== 'string')
 		return aadError(401, 'invalid_client', 700027,
 			'Client assertion failed signature validation. [Reason - The key was not found.]');
-	const wanted = thumb.replace(/=+$/, '');
+	const thumbprint = thumb.replace(/=+$/, '');
 	const cert = app.certificates.find((c) =>
-		(header['x5t#S256'] ? c.x5tS256 : c.x5t) === wanted);
+		(header['x5t#S256'] ? c.x5tS256 : c.x5t) === thumbprint);
 	if (!cert)
 		return aadError(401, 'invalid_client', 700027,
-			`Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '${wanted}']`);
+			`Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '${thumbprint}']`);
 	let signatureOk = false;
 	try {
 		signatureOk = verifyRsaSignature(header.alg, cert.publicKey, jws.signingInput, jws.signature);
@@ -248,8 +248,8 @@ function validateBearer(authorization) {
 	if (parts.length !== 3)
 		return { error: 'IDX14100: JWT is not well formed, there are no dots (.).' };
 	const expected = crypto.createHmac('sha256', signingKey).update(`${parts[0]}.${parts[1]}`).digest();
-	const given = b64urlDecode(parts[2]);
-	if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected))
+	const received = b64urlDecode(parts[2]);
+	if (received.length !== expected.length || !crypto.timingSafeEqual(received, expected))
 		return { error: 'Access token validation failure. Invalid signature.' };
 	let claims;
 	try {

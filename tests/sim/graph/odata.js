@@ -1,7 +1,7 @@
 'use strict';
-// OData query handling for the Graph simulator: splitting and percent-decoding the query string
-// the way Graph does ('+' decodes to a space, so a literal '+' must be sent as %2B), and a
-// parser for the $filter subset clawback uses: `prop eq 'literal'` clauses joined by `and`.
+// OData query handling for the Graph simulator. The query string is split and percent-decoded the
+// way Graph does it: '+' decodes to a space, so a literal '+' must be sent as %2B. The $filter
+// parser accepts the subset clawback uses, `prop eq 'literal'` clauses joined by `and`.
 // String literals follow OData ABNF: single quotes, with '' standing for one quote.
 //
 // Untrusted input: the raw query string. Errors carry the status, code and message Graph
