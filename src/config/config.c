@@ -26,9 +26,9 @@
 
 #define MS_PER_SECOND INT64_C(1000)
 #define MS_PER_DAY (INT64_C(86400) * MS_PER_SECOND)
-/* Longest retention accepted, in days (10 years). */
+/* Maximum retention, in days (10 years). */
 #define RETENTION_DAYS_MAX 3650
-/* Longest short text value (a proxy user name), in bytes. */
+/* Maximum length of a short text value (a proxy user name), in bytes. */
 #define TEXT_MAX 256
 
 enum key_type {

@@ -106,9 +106,9 @@ void cb_config_defaults(struct cb_config *cfg);
  */
 int cb_config_load(const char *path, struct cb_config *cfg, char **problems, struct cb_err *err);
 /*
- * The same, from text in memory. name is used in messages and as the file
- * whose folder relative paths (store, rules, ca_file, certificate_file)
- * resolve against; a name without '/' leaves them relative.
+ * The same, from text in memory. name appears in messages, and relative paths
+ * (store, rules, ca_file, certificate_file) resolve against its folder. With a
+ * name without '/', those paths stay relative.
  */
 int cb_config_load_text(const char *name, const char *text, size_t len, struct cb_config *cfg, char **problems,
 			struct cb_err *err);

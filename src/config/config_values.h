@@ -13,14 +13,14 @@
 
 #include "base/err.h"
 
-/* Longest URL accepted in the config, in bytes. */
+/* Maximum URL length in the config, in bytes. */
 #define CB_CONFIG_URL_MAX 2048
-/* Longest path accepted in the config, in bytes (Linux PATH_MAX). */
+/* Maximum path length in the config, in bytes (Linux PATH_MAX). */
 #define CB_CONFIG_PATH_MAX 4096
-/* Shortest and longest Retarus channel name (the feed's documented rule). */
+/* Minimum and maximum Retarus channel name length (the feed's documented rule). */
 #define CB_CHANNEL_MIN 6
 #define CB_CHANNEL_MAX 32
-/* Longest feed name in [feed "NAME"]. */
+/* Maximum feed name length in [feed "NAME"]. */
 #define CB_FEED_NAME_MAX 32
 
 /* Parses yes/no, true/false, on/off, 1/0 (any case). */

@@ -28,9 +28,9 @@
 
 #include "base/buf.h"
 
-/* Longest line accepted, in bytes (a long URL regex fits; a minified blob does not). */
+/* Maximum line length, in bytes (a long URL regex fits; a minified blob does not). */
 #define CB_INI_MAX_LINE 8192
-/* Longest section or key name, in bytes. */
+/* Maximum section or key name length, in bytes. */
 #define CB_INI_MAX_NAME 64
 /*
  * Problems kept as text per load; later ones are counted but not listed, so a

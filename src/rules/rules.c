@@ -74,7 +74,9 @@ int cb_rule_field_caseless(enum rule_field field)
 
 static const char *section_name(const struct load_state *st)
 {
-	return st->in_default ? "(default)" : st->rule ? st->rule->name : "?";
+	if (st->in_default)
+		return "(default)";
+	return st->rule ? st->rule->name : "?";
 }
 
 static void report(struct load_state *st, int line, const char *field, const char *fmt, ...)

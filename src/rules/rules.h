@@ -2,12 +2,19 @@
  * rules.h: the administrator's ordered rules, and the decision for an event.
  *
  * Rules are read from an INI file an administrator can keep in version
- * control (default /etc/clawback/rules.conf). Sections are rules, in order;
- * the first rule whose conditions all match decides, and [default] decides
- * when none does. Every error names the rule and the field.
+ * control (default /etc/clawback/rules.conf). Sections [rule "NAME"] are
+ * rules, in order. The first enabled rule whose conditions all match decides,
+ * and [default] decides when none does (action log without it). Conditions
+ * (threat, details, recipient, recipient_domain, sender, sender_domain, url,
+ * hash, hash_function, mime_type, customer) hold exact text, glob:PATTERN or
+ * regex:PATTERN items; items of one key are alternatives (OR), keys combine
+ * with AND. Every error names the file, line, rule and field. docs/rules.md
+ * is the full reference.
  *
- * Regular expressions run through PCRE2 with a match limit, so a hostile
- * pattern fails to match instead of stalling the daemon.
+ * Everything is compiled at load. Regular expressions run through PCRE2 (JIT
+ * when available) with match, depth and heap limits, so a hostile pattern
+ * fails to match instead of stalling the daemon. A loaded ruleset is
+ * read-only and may be used by several threads at once.
  */
 #ifndef CLAWBACK_RULES_RULES_H
 #define CLAWBACK_RULES_RULES_H
@@ -30,11 +37,11 @@
 #define CB_RULES_DEPTH_LIMIT 10000
 /* PCRE2 heap limit per evaluation, in KiB (the interpreter only). */
 #define CB_RULES_HEAP_LIMIT_KIB 4096
-/* Longest pattern, in bytes, after its glob: or regex: prefix. */
+/* Maximum pattern length, in bytes, after its glob: or regex: prefix. */
 #define CB_RULE_PATTERN_MAX 1024
-/* Most patterns in one rule, all conditions together. */
+/* Maximum number of patterns in one rule, all conditions together. */
 #define CB_RULE_PATTERNS_MAX 256
-/* Largest rules file read, in bytes (CB_RULES_MAX rules of a few KiB each). */
+/* Maximum rules file size, in bytes (CB_RULES_MAX rules of a few KiB each). */
 #define CB_RULES_MAX_BYTES (4 * 1024 * 1024)
 
 struct cb_ruleset;

@@ -2,7 +2,7 @@
  * rules_internal.h: the compiled form of a rules file, shared by the loader
  * (rules.c) and the matcher (rules_match.c). Everything here is built once at
  * load and read-only afterwards, except limit_warned, which the matcher sets
- * atomically; so one ruleset can serve several threads at once.
+ * atomically. So one ruleset can serve several threads at once.
  */
 #ifndef CLAWBACK_RULES_RULES_INTERNAL_H
 #define CLAWBACK_RULES_RULES_INTERNAL_H

@@ -4,7 +4,7 @@
  * Runs in feed threads, replay and the console's rule tester, possibly at
  * once on one ruleset: the ruleset is read-only here, each call allocates its
  * own PCRE2 match data, and the only shared write is an atomic flag per rule.
- * The event's strings are untrusted; they reach only strcasecmp, fnmatch and
+ * The event's strings are untrusted. They reach only strcasecmp, fnmatch and
  * PCRE2 (under the match, depth and heap limits), and the explain text quotes
  * them with control characters escaped.
  */
@@ -133,7 +133,11 @@ static enum match_result condition_match(struct match_call *call, const struct c
 
 static const char *pattern_prefix(const struct rule_pattern *p)
 {
-	return p->kind == PAT_GLOB ? "glob:" : p->kind == PAT_REGEX ? "regex:" : "";
+	if (p->kind == PAT_GLOB)
+		return "glob:";
+	if (p->kind == PAT_REGEX)
+		return "regex:";
+	return "";
 }
 
 static void append_reason(char *reason, size_t size, size_t *used, enum rule_field field,

@@ -522,7 +522,7 @@ static void rules_catastrophic_regex_no_match(void **state)
 	assert_non_null(strstr(explain.data, "rule 'redos': no match: details 'aaaa"));
 	assert_non_null(strstr(explain.data, "hit the PCRE2 match limit"));
 
-	/* A second decision gives the same answer (the warning is logged only once). */
+	/* A second decision returns the same rule (the warning is logged only once). */
 	cb_rules_decide(rules, &ev, 0, &m, NULL);
 	assert_string_equal(m.rule, "after");
 	cb_buf_free(&explain);
