@@ -346,6 +346,7 @@ static int handle_close_frame(struct cb_ws *ws, struct cb_err *err)
 	} else {
 		ws->close_code = WSLAY_CODE_NO_STATUS_RCVD;
 	}
+	cb_err_set(err, "feed server closed the connection with code %u", ws->close_code);
 	if (ws->close_sent)
 		return cb_ws_flush(ws, err);
 	/* Echo the code, as RFC 6455 section 5.5.1 asks; no code when none came. */
