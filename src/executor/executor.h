@@ -99,10 +99,11 @@ int cb_executor_new(const struct cb_config *cfg, const char *store_path,
 int cb_executor_run(struct cb_executor *ex, struct cb_err *err);
 
 /*
- * Runs the loop until no job can run now and nothing is in flight (for
- * `clawback replay` and the demo). Jobs in retry_wait that are due later
- * stay there; stats->next_retry_ms tells when the first is due. Also returns
- * early on cb_executor_stop().
+ * Runs the loop until a claim round finds nothing due, nothing is in flight
+ * and no queued request may start now (for `clawback replay` and the demo).
+ * Requests held by a server back-off are put back, due when it ends. Jobs in
+ * retry_wait that are due later stay there, and stats.next_retry_ms tells
+ * when the first is due. Also returns early on cb_executor_stop().
  */
 int cb_executor_drain(struct cb_executor *ex, struct cb_err *err);
 
