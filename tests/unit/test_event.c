@@ -350,12 +350,14 @@ static const struct sample_case sample_cases[SAMPLE_LINES] = {
 	{ "PZD", CB_THREAT_VIRUS, "anna.schmidt@contoso.example", "anna.schmidt@contoso.example",
 	  "<20261130071402.4F2A1@mx1.invoices.example.net>", "billing@invoices.example.net", NULL, "9f2c8e41",
 	  "Trojan.GenericKD.71234", 1796022843000 },
-	{ "MTA", CB_THREAT_NONE, "jonas.weber@contoso.example", "jonas.weber@contoso.example", "<a81c.55@shop.example.org>",
+	{ "MTA", CB_THREAT_NONE, "jonas.weber@contoso.example", "jonas.weber@contoso.example",
+	  "<a81c.55@shop.example.org>",
 	  "news@shop.example.org", NULL, NULL, NULL, 1796022845000 },
 	{ "PZD", CB_THREAT_URL, "jonas.weber@contoso.example", "jonas.weber@contoso.example",
 	  "<CAF+x9=Q/z7@mail.gmail.example>", "it-support@contoso-helpdesk.example",
 	  "https://login.contoso-helpdesk.example/reset?u=jonas", NULL, "884512", 1796022843000 + 404000 },
-	{ "MultiScan", CB_THREAT_NONE, "office@contoso.example", "office@contoso.example", "<scan.0001@printer.example.com>",
+	{ "MultiScan", CB_THREAT_NONE, "office@contoso.example", "office@contoso.example",
+	  "<scan.0001@printer.example.com>",
 	  "scan@printer.example.com", NULL, NULL, NULL, 1796022843000 + 427000 },
 	{ "PZD", CB_THREAT_VIRUS, "maria.lopez@contoso.example", "maria.lopez@contoso.example",
 	  "<0100018c1d2e3f4a-5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e-000000@email.amazonses.example>", "", NULL,
@@ -466,7 +468,8 @@ static const struct accept_case accept_cases[] = {
 	  "bob@example.org", NULL, 0 },
 	{ "details as integer", PZD_HEAD "\"metaData\":{\"threatType\":\"URL\",\"details\":884512}}", NULL,
 	  "bob@example.org", "884512", 0 },
-	{ "details as negative integer", PZD_HEAD "\"metaData\":{\"threatType\":\"URL\",\"details\":-9223372036854775808}}",
+	{ "details as negative integer",
+	  PZD_HEAD "\"metaData\":{\"threatType\":\"URL\",\"details\":-9223372036854775808}}",
 	  NULL, "bob@example.org", "-9223372036854775808", 0 },
 	{ "details as real", PZD_HEAD "\"metaData\":{\"threatType\":\"URL\",\"details\":1.5}}", NULL, "bob@example.org",
 	  "1.5", 0 },
@@ -790,10 +793,12 @@ static void dedup_key_properties(void **state)
 /* A duplicate key input larger than the stack buffer takes the allocated path and stays stable. */
 static void dedup_key_large_metadata(void **state)
 {
-	char *a = event_with_long_field(PZD_HEAD "\"metaData\":{\"threatType\":\"URL\",\"uniformResourceLocator\":\"https://x/",
-					 CB_EVENT_MAX_FIELD - 20, 'p', "\",\"z\":1}}");
-	char *b = event_with_long_field(PZD_HEAD "\"metaData\":{\"z\":1,\"threatType\":\"URL\",\"uniformResourceLocator\":\"https://x/",
-					 CB_EVENT_MAX_FIELD - 20, 'p', "\"}}");
+	char *a = event_with_long_field(PZD_HEAD "\"metaData\":{\"threatType\":\"URL\","
+					"\"uniformResourceLocator\":\"https://x/",
+					CB_EVENT_MAX_FIELD - 20, 'p', "\",\"z\":1}}");
+	char *b = event_with_long_field(PZD_HEAD "\"metaData\":{\"z\":1,\"threatType\":\"URL\","
+					"\"uniformResourceLocator\":\"https://x/",
+					CB_EVENT_MAX_FIELD - 20, 'p', "\"}}");
 	char key_a[65];
 	char key_b[65];
 
