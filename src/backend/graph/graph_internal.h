@@ -29,15 +29,15 @@
 #define CB_GRAPH_MAX_PATH_DEPTH 16
 /* Searches again after a 404 on an item id (the user or a rule moved it) before giving up. */
 #define CB_GRAPH_MAX_RESEARCH 2
-/* 409 ErrorFolderExists answers tolerated while creating one path segment. */
+/* 409 ErrorFolderExists responses tolerated while creating one path segment. */
 #define CB_GRAPH_MAX_FOLDER_CONFLICTS 2
-/* Longest item or folder id accepted from Graph (real ids are about 150 characters). */
+/* Maximum length of an item or folder id accepted from Graph (real ids are about 150 characters). */
 #define CB_GRAPH_MAX_ID 1024
-/* Longest display name kept (Exchange allows 255 characters). */
+/* Maximum length of a display name kept (Exchange allows 255 characters). */
 #define CB_GRAPH_MAX_NAME 256
-/* Longest access token accepted (real ones are 1.5 to 4 KB). */
+/* Maximum length of an access token accepted (real ones are 1.5 to 4 KB). */
 #define CB_GRAPH_MAX_TOKEN 16384
-/* Longest error body parsed as JSON; larger bodies are reported by size only. */
+/* Maximum size of an error body parsed as JSON. Larger bodies are reported by size only. */
 #define CB_GRAPH_MAX_ERROR_BODY (64 * 1024)
 /* Characters of a peer's error message kept in an outcome text. */
 #define CB_GRAPH_MAX_PEER_TEXT 160
@@ -45,7 +45,7 @@
 #define CB_GRAPH_TOKEN_EARLY_MS (5 * 60 * 1000)
 /* After a failed token request, jobs get the same error for this long instead of a new request. */
 #define CB_GRAPH_TOKEN_FAIL_HOLD_MS (30 * 1000)
-/* Lifetime of a client assertion; Entra ID asks for at most 10 minutes. */
+/* Lifetime of a client assertion. Entra ID documents 10 minutes as the maximum. */
 #define CB_GRAPH_ASSERTION_LIFETIME_S 600
 /* Folder names and destination ids kept per backend (mailbox, folder) pairs. */
 #define CB_GRAPH_FOLDER_CACHE 1024
@@ -54,7 +54,7 @@
 /* Request timeout when graph.timeout_ms is not set. */
 #define CB_GRAPH_DEFAULT_TIMEOUT_MS 30000
 
-/* Where the configured cloud lives. */
+/* Endpoints of the configured cloud. */
 struct graph_endpoints {
 	char cloud[16];
 	char token_url[512];   /* https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token */
@@ -219,7 +219,7 @@ const char *graph_token_get(struct cb_graph *g, int64_t now_ms, unsigned long *g
 void graph_token_invalidate(struct cb_graph *g, unsigned long generation);
 /* Stores a token that expires in expires_in_s seconds. */
 int graph_token_put(struct cb_graph *g, const char *token, int64_t now_ms, int64_t expires_in_s);
-/* Builds the token request (its body holds the secret: wipe it with graph_request_wipe). */
+/* Builds the token request (its body contains the secret, so wipe it with graph_request_wipe). */
 int graph_token_request(struct cb_graph *g, struct cb_http_request *req, struct cb_err *err);
 /* The default fetcher: a blocking request to the token endpoint. */
 int graph_token_fetch_blocking(struct cb_graph *g, char **token, int64_t *expires_in_s,
@@ -235,7 +235,7 @@ void graph_http_perform(struct cb_graph *g, const struct cb_http_request *req,
 /* Fills req with method, url, headers (bearer token, ids, Prefer) and body; takes url and body. */
 int graph_request_build(struct cb_graph *g, struct cb_http_request *req, const char *method,
 			char *url, char *body, const char *token, const char *step);
-/* Clears a request whose body holds a secret, wiping the body first. */
+/* Clears a request whose body contains a secret, wiping the body first. */
 void graph_request_wipe(struct cb_http_request *req);
 
 /* ---- op.c ---- */

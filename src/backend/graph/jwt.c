@@ -7,7 +7,7 @@
  * CB_SECRET_MAX_BYTES). Key material is wiped after use and never logged.
  * PKCS#12 files encrypted with RC2 or 3DES (made by older Windows tools) need
  * OpenSSL's "legacy" provider: it is loaded into a private OSSL_LIB_CTX only
- * when the default one fails, so the rest of the process never sees it.
+ * when the default one fails, so the rest of the process does not use it.
  */
 #include <errno.h>
 #include <jansson.h>
