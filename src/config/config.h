@@ -136,6 +136,12 @@ void cb_config_free(struct cb_config *cfg);
  * it. Error messages name the path, never the content.
  */
 int cb_secret_read(const char *path, char **out, size_t *len, struct cb_err *err);
+/*
+ * The same for binary secrets (a PKCS#12 bundle): the bytes are returned
+ * unchanged, with no newline removed. Free with cb_secret_free().
+ */
+int cb_secret_read_raw(const char *path, char **out, size_t *len, struct cb_err *err);
+/* Wipes the first len bytes of secret (explicit_bzero) and frees it; NULL is allowed. */
 void cb_secret_free(char *secret, size_t len);
 
 #endif

@@ -110,27 +110,49 @@ static int resolve_secret_path(const char *path, char *out, size_t size, int *in
 	return 0;
 }
 
-int cb_secret_read(const char *path, char **out, size_t *len, struct cb_err *err)
+/* Reads the secret file's bytes unchanged; an empty file is an error. */
+static int read_secret_bytes(const char *path, char **out, size_t *len, char *full, size_t full_size,
+			     struct cb_err *err)
 {
-	char full[CB_CONFIG_PATH_MAX + 256];
 	struct stat st;
 	int in_credentials;
-	char *data;
-	size_t n;
 	int fd;
+	int rc;
 
 	*out = NULL;
 	*len = 0;
-	if (resolve_secret_path(path, full, sizeof(full), &in_credentials, err) < 0)
+	if (resolve_secret_path(path, full, full_size, &in_credentials, err) < 0)
 		return -1;
 	fd = open_regular(full, &st, err);
 	if (fd < 0)
 		return -1;
-	if (read_limited(fd, full, CB_SECRET_MAX_BYTES, &data, &n, err) < 0) {
-		close(fd);
-		return -1;
-	}
+	rc = read_limited(fd, full, CB_SECRET_MAX_BYTES, out, len, err);
 	close(fd);
+	if (rc == 0 && *len == 0) {
+		free(*out);
+		*out = NULL;
+		return cb_err_set(err, "secret file %s is empty", full);
+	}
+	return rc;
+}
+
+int cb_secret_read_raw(const char *path, char **out, size_t *len, struct cb_err *err)
+{
+	char full[CB_CONFIG_PATH_MAX + 256];
+
+	return read_secret_bytes(path, out, len, full, sizeof(full), err);
+}
+
+int cb_secret_read(const char *path, char **out, size_t *len, struct cb_err *err)
+{
+	char full[CB_CONFIG_PATH_MAX + 256];
+	char *data;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if (read_secret_bytes(path, &data, &n, full, sizeof(full), err) < 0)
+		return -1;
 
 	if (n > 0 && data[n - 1] == '\n') {
 		n--;
@@ -139,7 +161,9 @@ int cb_secret_read(const char *path, char **out, size_t *len, struct cb_err *err
 		data[n] = '\0';
 	}
 	if (n == 0) {
-		cb_secret_free(data, CB_SECRET_MAX_BYTES + 2);
+		free(data);
+		*out = NULL;
+		*len = 0;
 		return cb_err_set(err, "secret file %s is empty", full);
 	}
 	*out = data;
@@ -151,8 +175,8 @@ void cb_secret_free(char *secret, size_t len)
 {
 	if (!secret)
 		return;
-	/* The buffer from cb_secret_read may hold more than len bytes (a stripped newline, the NUL). */
-	explicit_bzero(secret, len + 3 <= CB_SECRET_MAX_BYTES + 2 ? len + 3 : CB_SECRET_MAX_BYTES + 2);
+	/* Bytes past len are the NUL and a stripped newline, nothing secret. */
+	explicit_bzero(secret, len);
 	free(secret);
 }
 

@@ -417,6 +417,11 @@ static void secret_read_strips_one_newline(void **state)
 	assert_int_equal(len, 7);
 	assert_string_equal(secret, "abc123\n");
 	cb_secret_free(secret, len);
+
+	assert_int_equal(cb_secret_read_raw(path, &secret, &len, &err), 0);
+	assert_int_equal(len, 8);
+	assert_memory_equal(secret, "abc123\n\n", 8);
+	cb_secret_free(secret, len);
 	free(path);
 
 	path = test_write_file(dir, "crlf", "xyz\r\n");
