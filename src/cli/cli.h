@@ -2,7 +2,12 @@
 #ifndef CLAWBACK_CLI_CLI_H
 #define CLAWBACK_CLI_CLI_H
 
+#include <jansson.h>
+#include <stdio.h>
+
 #include "config/config.h"
+#include "rules/rules.h"
+#include "store/store.h"
 
 /* Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 invalid config or rules. */
 enum {
@@ -14,6 +19,10 @@ enum {
 
 struct cb_cli {
 	const char *config_path; /* --config, or NULL for the default */
+	const char *store_path;  /* --store, overrides [general] store */
+	const char *rules_path;  /* --rules, overrides [general] rules */
+	struct cb_config config; /* loaded by cb_cli_load_config */
+	int config_loaded;
 };
 
 struct cb_command {
@@ -23,6 +32,51 @@ struct cb_command {
 	int (*run)(struct cb_cli *cli, int argc, char **argv);
 };
 
-extern const struct cb_command cb_cmd_version;
+extern const struct cb_command cb_cmd_version, cb_cmd_check_config, cb_cmd_rules, cb_cmd_replay,
+	cb_cmd_events, cb_cmd_jobs, cb_cmd_queue;
+
+/*
+ * Loads the settings: --config PATH, else the default path, else (when the
+ * default file does not exist) the built-in defaults. Prints every problem to
+ * stderr and returns -1 when the file is invalid or unreadable.
+ */
+int cb_cli_load_config(struct cb_cli *cli);
+/* Opens the store named by --store or the settings; prints the error and returns NULL on failure. */
+struct cb_store *cb_cli_open_store(struct cb_cli *cli);
+/* Loads the rules named by --rules or the settings; prints every problem, NULL on failure. */
+struct cb_ruleset *cb_cli_load_rules(struct cb_cli *cli);
+void cb_cli_free(struct cb_cli *cli);
+/*
+ * Runs the executor with the configured backend until no job can run now
+ * (used by replay and the demo); prints the error and returns -1 on failure.
+ */
+int cb_cli_execute_until_idle(struct cb_cli *cli);
+
+/* Parses the list filters shared by events, jobs and queue list; see LIST_FILTER_HELP. */
+int cb_cli_parse_filter(int opt, const char *arg, struct cb_filter *f, int for_jobs);
+#define CB_CLI_FILTER_OPTIONS                                                                      \
+	{"state", required_argument, NULL, 'S'}, {"recipient", required_argument, NULL, 'R'},     \
+	    {"message-id", required_argument, NULL, 'M'}, {"since", required_argument, NULL, 'F'},  \
+	    {"until", required_argument, NULL, 'U'}, {"event", required_argument, NULL, 'E'},       \
+	    {"limit", required_argument, NULL, 'L'}, {"json", no_argument, NULL, 'j'}
+#define CB_CLI_FILTER_HELP                                                                         \
+	"  --recipient ADDR    only this recipient (case-insensitive)\n"                            \
+	"  --message-id ID     only this Message-ID, angle brackets included\n"                     \
+	"  --since TIME        received at or after TIME (2026-11-30, 2026-11-30T08:00:00Z,\n"      \
+	"                      or an age: 30m, 2h, 7d)\n"                                           \
+	"  --until TIME        received before TIME\n"                                              \
+	"  --event ID          only this event\n"                                                   \
+	"  --limit N           at most N rows\n"                                                    \
+	"  --json              one JSON object per line\n"
+
+/* Builds the JSON object for a job, shared by every listing. */
+json_t *cb_cli_job_json(const struct cb_job *job);
+/* Prints a job as one line of key=value fields. */
+void cb_cli_print_job(const struct cb_job *job);
+
+/* Parses a time filter: "2026-11-30", "2026-11-30T08:00:00Z" or a relative "2h", "3d"; -1 if invalid. */
+int cb_cli_parse_time(const char *s, int64_t *out_ms);
+/* Prints a JSON value as one line to out. */
+void cb_cli_print_json(FILE *out, json_t *value);
 
 #endif

@@ -8,7 +8,8 @@
 #include "cli/cli.h"
 
 static const struct cb_command *const commands[] = {
-	&cb_cmd_version,
+	&cb_cmd_replay, &cb_cmd_events, &cb_cmd_jobs,         &cb_cmd_queue,
+	&cb_cmd_rules,  &cb_cmd_check_config, &cb_cmd_version,
 };
 
 static void print_usage(FILE *out)
@@ -20,14 +21,18 @@ static void print_usage(FILE *out)
 		fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "\nOptions:\n"
 		     "  --config PATH  settings file (default " CB_CONFIG_DEFAULT_PATH ")\n"
+		     "  --store PATH   store file, instead of [general] store\n"
+		     "  --rules PATH   rules file, instead of [general] rules\n"
 		     "  --help         show this help; `clawback COMMAND --help` for a command\n"
 		     "  --version      show the version\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct cb_cli cli = {.config_path = NULL};
+	struct cb_cli cli;
 	int i = 1;
+
+	memset(&cli, 0, sizeof(cli));
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -40,6 +45,10 @@ int main(int argc, char **argv)
 			cli.config_path = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			cli.config_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+			cli.store_path = argv[++i];
+		} else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
+			cli.rules_path = argv[++i];
 		} else {
 			fprintf(stderr, "clawback: unknown option '%s'; see clawback --help\n", argv[i]);
 			return CB_EXIT_USAGE;
@@ -55,7 +64,10 @@ int main(int argc, char **argv)
 				fputs(commands[c]->help, stdout);
 				return 0;
 			}
-			return commands[c]->run(&cli, argc - i, argv + i);
+			int rc = commands[c]->run(&cli, argc - i, argv + i);
+
+			cb_cli_free(&cli);
+			return rc;
 		}
 	}
 	fprintf(stderr, "clawback: unknown command '%s'; see clawback --help\n", argv[i]);
