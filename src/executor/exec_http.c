@@ -19,7 +19,7 @@
 #include "base/log.h"
 #include "base/util.h"
 
-/* Longest header line looked at, in bytes; longer lines are ignored. */
+/* Maximum header line parsed, in bytes; longer lines are ignored. */
 #define EXEC_HEADER_LINE_MAX 8192
 
 static void stats_add(_Atomic int64_t *field, int64_t delta)
@@ -361,7 +361,7 @@ void exec_job_begin(struct cb_executor *ex, struct exec_job *ej)
 		exec_job_finish(ex, ej, &out);
 }
 
-/* Notes server back-pressure: a 429 or 503 with Retry-After holds the whole key. */
+/* Notes server back-pressure: a 429 or 503 with Retry-After blocks the whole key. */
 static void note_throttling(struct cb_executor *ex, struct exec_job *ej)
 {
 	const struct cb_http_response *resp = &ej->resp;

@@ -38,27 +38,27 @@
 #include "config/config.h"
 #include "store/store.h"
 
-/* Most jobs held in memory at once (claimed and not finished); the rest wait in the store. */
+/* Maximum jobs held in memory at once (claimed and not finished); the rest wait in the store. */
 #define CB_EXEC_MAX_ACTIVE 4096
-/* Most jobs of one limit key held in memory at once, so one mailbox's burst never fills the executor. */
+/* Maximum jobs of one limit key held in memory at once, so one mailbox's burst never fills the executor. */
 #define CB_EXEC_MAX_ACTIVE_PER_KEY 64
 /* Jobs read from the store per page when claiming. */
 #define CB_EXEC_CLAIM_BATCH 512
-/* Most job rows looked at in one claim round (pages of CB_EXEC_CLAIM_BATCH). */
+/* Maximum job rows read in one claim round (pages of CB_EXEC_CLAIM_BATCH). */
 #define CB_EXEC_CLAIM_SCAN_MAX 4096
-/* Longest wait between two checks of the store for changes made by other processes. */
+/* Maximum wait between two checks of the store for changes made by other processes. */
 #define CB_EXEC_IDLE_CHECK_MS 500
 /* Shortest time between two claim rounds started by finished jobs (not by wake-ups). */
 #define CB_EXEC_CLAIM_INTERVAL_MS 50
-/* Longest server back-off honoured; a larger Retry-After or BackOffMilliseconds is cut to this. */
+/* Maximum server back-off honoured; a larger Retry-After or BackOffMilliseconds is cut to this. */
 #define CB_EXEC_MAX_SERVER_BACKOFF_MS (60 * 60 * 1000)
 /* Request timeout used when the backend sets none. */
 #define CB_EXEC_DEFAULT_TIMEOUT_MS 60000
 /* Connect timeout of every request. */
 #define CB_EXEC_CONNECT_TIMEOUT_MS 15000
-/* Most connections per host; HTTP/2 requests share them. */
+/* Maximum connections per host; HTTP/2 requests share them. */
 #define CB_EXEC_MAX_HOST_CONNECTIONS 4
-/* Most requests one operation may make, so a backend bug cannot loop forever. */
+/* Maximum requests one operation may make, so a backend bug cannot loop forever. */
 #define CB_EXEC_MAX_REQUESTS_PER_OP 1000
 
 struct cb_executor;
@@ -93,7 +93,7 @@ int cb_executor_new(const struct cb_config *cfg, const char *store_path,
 
 /*
  * Runs the loop until cb_executor_stop(). Starts with cb_store_recover().
- * Returns -1 only when the store or curl cannot be used at all (err says why);
+ * Returns -1 only when the store or curl cannot be used at all (err contains the reason);
  * job failures are recorded on the jobs and logged.
  */
 int cb_executor_run(struct cb_executor *ex, struct cb_err *err);
@@ -102,8 +102,8 @@ int cb_executor_run(struct cb_executor *ex, struct cb_err *err);
  * Runs the loop until a claim round finds nothing due, nothing is in flight
  * and no queued request may start now (for `clawback replay` and the demo).
  * Requests held by a server back-off are put back, due when it ends. Jobs in
- * retry_wait that are due later stay there, and stats.next_retry_ms tells
- * when the first is due. Also returns early on cb_executor_stop().
+ * retry_wait that are due later stay there, and stats.next_retry_ms is
+ * the time the first is due. Also returns early on cb_executor_stop().
  */
 int cb_executor_drain(struct cb_executor *ex, struct cb_err *err);
 

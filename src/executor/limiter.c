@@ -191,7 +191,7 @@ static void record_start(struct cb_limit_key *k, int64_t now_ms)
 /*
  * Returns 0 when the key's head request may start now (global cap aside).
  * Otherwise returns 1 and sets *at to when to check again, or to -1 when
- * only the end of one of the key's requests can change the answer.
+ * only the end of one of the key's requests can change the result.
  */
 static int check_key(const struct cb_limiter *l, struct cb_limit_key *k, int64_t now_ms,
 		     int64_t *at)

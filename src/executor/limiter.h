@@ -33,7 +33,7 @@
 #include "base/err.h"
 #include "executor/keytab.h"
 
-/* Longest limit key accepted, in bytes ("graph:" + application id + ":" + a 320-byte address). */
+/* Maximum limit key length accepted, in bytes ("graph:" + application id + ":" + a 320-byte address). */
 #define CB_LIMIT_KEY_MAX 512
 /* Added to the rate window, so requests delayed on the way still land in distinct windows. */
 #define CB_LIMIT_WINDOW_SLACK_MS 5000

@@ -314,7 +314,7 @@ static void outcomes_reach_their_states(void **state)
 	(void)state;
 	cb_config_defaults(&cfg);
 	cfg.executor.not_found_searches = 3;
-	cfg.executor.not_found_interval_ms = 0; /* re-search at once, so one drain sees all */
+	cfg.executor.not_found_interval_ms = 0; /* re-search at once, so one drain covers all */
 	cfg.executor.max_attempts = 4;
 	done_id = add_job(store, "ok@example.com", 1);
 	missing_id = add_job(store, "missing@example.com", 2);
@@ -689,7 +689,7 @@ static void http_limits_and_back_off(void **state)
 		cb_job_clear(&job);
 	}
 
-	/* A 429 with Retry-After: 120 holds the throttled mailbox only, and all its jobs wait 120 s. */
+	/* A 429 with Retry-After: 120 blocks the throttled mailbox only, and all its jobs wait 120 s. */
 	for (int i = 0; i < THROTTLED; i++) {
 		struct cb_job job = get_job(store, throttled_ids[i]);
 		struct attempt_count c = count_attempts(store, throttled_ids[i]);
