@@ -113,7 +113,8 @@ struct cb_feed;
 
 /*
  * Checks cfg, copies what it needs, and starts the thread. tuning may be
- * NULL. The callbacks run in the feed thread; ctx is passed to each.
+ * NULL. The callbacks run in the feed thread, and ctx is passed to each.
+ * The caller must have called curl_global_init() before any thread starts.
  */
 int cb_feed_start(const struct cb_feed_config *cfg, const struct cb_feed_tuning *tuning,
 		  const struct cb_feed_callbacks *callbacks, void *ctx, struct cb_feed **out, struct cb_err *err);

@@ -533,6 +533,11 @@ static void set_curl_options(CURL *curl, const struct cb_ws_options *opt, const 
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)opt->connect_timeout_ms);
 	if (opt->ca_file)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, opt->ca_file);
+	/*
+	 * NOTE: a stop during curl_easy_perform relies on libcurl calling the
+	 * progress callback while it connects; this path is not covered by a test.
+	 * Without it, a stop waits at most connect_timeout_ms.
+	 */
 	if (opt->cancel_fd >= 0) {
 		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)opt);

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 	cb_log_set_level(CB_LOG_DEBUG);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
-	/* Block the stop signals before the feed thread starts, so only sigwait sees them. */
+	/* Block the stop signals before the feed thread starts, so only sigwait receives them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Simulator of the Retarus Forensic SIEM WebSocket feed, for end-to-end tests.
 
-It serves wss:// on 127.0.0.1 with a test certificate, checks the
+It serves wss:// on 127.0.0.1 with a test certificate and checks the
 "Authorization: Bearer" header and the channel query parameter like the real
-service (a rejected upgrade is a plain HTTP 400 or 401), and sends events, one
-JSON object per text message. Events come from a JSONL file and/or are
+service, which rejects a bad upgrade with a plain HTTP 400 or 401. It sends
+events, one JSON object per text message. Events come from a JSONL file and/or are
 generated with distinct mimeIds. Like a channel without acknowledgement, each
 event is sent once: an event written to a connection is gone from the queue.
 
@@ -49,7 +49,7 @@ from websockets.frames import OP_BINARY, OP_CONT, OP_PING, OP_TEXT
 
 FEED_PATH = "/email/siem/v1/websocket"
 DEFAULT_PLAN = {"steps": [["send", "all"], ["hold"]]}
-# Longest a stalled connection is kept before the simulator drops it.
+# Maximum time a stalled connection is kept before the simulator drops it.
 STALL_SECONDS = 3600
 
 

@@ -18,7 +18,7 @@ SOURCE_DIR = pathlib.Path(os.environ.get("CLAWBACK_SOURCE_DIR", HERE.parents[2])
 PYTHON = "/usr/bin/python3"
 PKG_CONFIG_LIBS = "libcurl jansson sqlite3 libpcre2-8 inih libssl libcrypto libsystemd libxml-2.0"
 FEED_PATH = "/email/siem/v1/websocket"
-# Longest wait for a condition the tests expect; failing tests end here, passing ones much sooner.
+# Maximum wait for a condition a test expects. Failing tests end here, passing ones much sooner.
 WAIT_SECONDS = 30
 
 
