@@ -7,12 +7,12 @@
  * operator's file, so it is treated as untrusted text: lines are bounded, NUL
  * bytes, control characters and invalid UTF-8 are errors with a line number.
  *
- * Why not inih: Debian's libinih r55 is built with INI_HANDLER_LINENO 0 (no
- * line numbers for the handler), INI_MAX_LINE 200 (a longer line is silently
- * parsed as two lines, which breaks long URL regexes), inline comments after
- * " ;" and indented continuation lines. Rules need all of ';', '#' and long
- * lines inside values, and every message needs its line, so this reader is
- * ours. The syntax it accepts is a strict subset of what inih accepts:
+ * Why not inih: Debian's libinih r55 header sets INI_HANDLER_LINENO 0, so
+ * handlers get no line numbers. Its INI_MAX_LINE is 200, and a longer line is
+ * silently parsed as two lines, which breaks long URL regexes. It also strips
+ * inline comments after " ;" and joins indented continuation lines. Rules
+ * need ';', '#' and long lines inside values, and every message needs its
+ * line, so this reader is ours. The syntax it accepts is a strict subset of what inih accepts:
  *
  *   # comment            (a line whose first non-blank character is # or ;)
  *   [section]
