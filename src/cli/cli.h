@@ -33,7 +33,7 @@ struct cb_command {
 };
 
 extern const struct cb_command cb_cmd_version, cb_cmd_check_config, cb_cmd_rules, cb_cmd_replay,
-	cb_cmd_events, cb_cmd_jobs, cb_cmd_queue;
+	cb_cmd_events, cb_cmd_jobs, cb_cmd_queue, cb_cmd_run;
 
 /*
  * Loads the settings: --config PATH, else the default path, else (when the

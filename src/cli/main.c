@@ -2,13 +2,14 @@
  * main.c: the clawback command line. Dispatches `clawback COMMAND ...` to the
  * commands in this folder, in the manner of git or systemctl.
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
 static const struct cb_command *const commands[] = {
-	&cb_cmd_replay, &cb_cmd_events, &cb_cmd_jobs,         &cb_cmd_queue,
+	&cb_cmd_run, &cb_cmd_replay, &cb_cmd_events, &cb_cmd_jobs,         &cb_cmd_queue,
 	&cb_cmd_rules,  &cb_cmd_check_config, &cb_cmd_version,
 };
 
@@ -64,8 +65,12 @@ int main(int argc, char **argv)
 				fputs(commands[c]->help, stdout);
 				return 0;
 			}
-			int rc = commands[c]->run(&cli, argc - i, argv + i);
+			int rc;
 
+			/* Before any thread starts: libcurl's global set-up is not thread-safe. */
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+			rc = commands[c]->run(&cli, argc - i, argv + i);
+			curl_global_cleanup();
 			cb_cli_free(&cli);
 			return rc;
 		}
