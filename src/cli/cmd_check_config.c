@@ -31,6 +31,16 @@ static int run_check_config(struct cb_cli *cli, int argc, char **argv)
 		return CB_EXIT_INVALID;
 	}
 	free(problems);
+	problems = NULL;
+	n = cb_config_check_files(&cfg, &problems);
+	if (n > 0) {
+		fputs(problems, stdout);
+		printf("%s: %d problem%s with the files it names\n", path, n, n == 1 ? "" : "s");
+		free(problems);
+		cb_config_free(&cfg);
+		return CB_EXIT_INVALID;
+	}
+	free(problems);
 	printf("%s: valid (backend %s, %zu feed%s, store %s)\n", path, cfg.backend, cfg.feed_count,
 	       cfg.feed_count == 1 ? "" : "s", cfg.store_path);
 	cb_config_free(&cfg);
@@ -51,7 +61,8 @@ const struct cb_command cb_cmd_check_config = {
 		"\n"
 		"Reads the settings file (default " CB_CONFIG_DEFAULT_PATH ") and the rules file\n"
 		"it names, and prints every problem as FILE:LINE: [section] key: message.\n"
-		"Secrets are read from their *_file paths only to check that they exist; they\n"
-		"are never printed. Exit status 0 when valid, 3 when not.\n",
+		"Every file a *_file key names must exist and be readable, and secret files\n"
+		"must not be readable by group or others; their contents are never printed.\n"
+		"Exit status 0 when valid, 3 when not.\n",
 	.run = run_check_config,
 };

@@ -1411,7 +1411,7 @@ static void crash_kill_keeps_batches_whole(void **state)
 			crash_child(path, batches, fds[1]);
 		}
 		close(fds[1]);
-		usleep((useconds_t)(20000 + rand() % 200000));
+		usleep((useconds_t)(20000 + rand() % 400000));
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, NULL, 0), pid);
 		while (read(fds[0], &b, sizeof(b)) == sizeof(b))
