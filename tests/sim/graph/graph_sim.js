@@ -24,6 +24,8 @@ const MAX_GRAPH_BODY = 4 * 1024 * 1024;
 const MAX_CONTROL_BODY = 256 * 1024 * 1024;
 // Request bodies kept in the log are cut to this many characters.
 const MAX_LOGGED_BODY = 2048;
+// Issued access tokens kept for GET /_sim/tokens; the oldest are dropped first.
+const MAX_ISSUED_TOKENS_KEPT = 1000;
 const GRAPH_CONTENT_TYPE = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
 const DEFAULT_SETTINGS = {
@@ -148,6 +150,9 @@ class Simulator {
 		this.connections = 0;
 		this.connectionIds = new WeakMap();
 		this.sent = [];
+		// Access tokens issued, newest last, so a test can check that no client logs or stores
+		// them. Kept apart from the request log, which never contains a token.
+		this.issuedTokens = [];
 		this.resetStats();
 	}
 
@@ -778,8 +783,12 @@ function handleLogin(ctx, segments) {
 		const form = new URLSearchParams(ctx.body.toString('utf8'));
 		const result = oauth.handleTokenRequest(sim.store, sim.settings, tenant, form, ctx.req.headers.authorization,
 			`${ctx.base}/${tenant}/oauth2/v2.0/token`);
-		if (result.status === 200)
+		if (result.status === 200) {
 			sim.stats.tokens_issued++;
+			if (sim.issuedTokens.length >= MAX_ISSUED_TOKENS_KEPT)
+				sim.issuedTokens.shift();
+			sim.issuedTokens.push(result.body.access_token);
+		}
 		ctx.entry.app_id = form.get('client_id') || undefined;
 		ctx.entry.credential = form.get('client_assertion') !== null ? 'assertion' : 'secret';
 		return result;
@@ -849,6 +858,8 @@ function handleControl(ctx, route, params) {
 		sim.log = [];
 		sim.logDropped = 0;
 		return ok({});
+	case 'GET tokens':
+		return ok({ tokens: sim.issuedTokens });
 	case 'GET stats':
 		return ok(statsJson(sim));
 	case 'POST reset-stats':
