@@ -1,0 +1,288 @@
+"""End-to-end: the real clawback binary against the Graph simulator.
+
+`clawback replay` takes the PZD events of tests/data/feed-sample.jsonl (and two more events
+for a purged mail and one already in junkemail) through rules, store and the executor with
+backend = graph. The simulator keeps the mailboxes of tests/e2e/fixtures/graph_sample_mailboxes.json,
+so each test checks through /_sim/state where every mail ended up, and through /_sim/log how many
+requests were made.
+
+The executor of `replay` stops when no job is due; jobs waiting for a retry or a re-search are
+run by replaying an empty file once they are due (run_until_settled).
+"""
+
+import copy
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+import pytest
+
+from clawback_env import SAMPLE_FEED, Clawback
+from simhelpers_graph import GraphSim, make_test_ca
+
+FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "graph_sample_mailboxes.json"
+CLIENT_SECRET = "Zq8~e2E.graph-test_secret.Hx41vN0pLmT"
+PKCS12_PASSWORD = "p12-test-password-7Qw"
+IMMUTABLE_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+ANNA_MESSAGE_ID = "<20261130071402.4F2A1@mx1.invoices.example.net>"
+# Rounds of "replay an empty file" after the first replay before a test gives up.
+MAX_SETTLE_ROUNDS = 20
+UNFINISHED_STATES = {"queued", "running", "retry_wait", "received"}
+
+EXECUTOR_SETTINGS = """\
+[executor]
+max_attempts = 4
+retry_base_seconds = 1
+retry_max_seconds = 1
+not_found_searches = 2
+not_found_interval_seconds = 1
+"""
+
+
+def extra_event(recipient, message_id, rmx_suffix):
+    """A PZD event like line 1 of the sample feed, for another recipient and Message-ID."""
+    with open(SAMPLE_FEED, encoding="utf-8") as sample:
+        event = json.loads(sample.readline())
+    event["recipient"] = recipient
+    event["mimeId"] = message_id
+    event["rmxId"] = f"20261130-111111-{rmx_suffix}-0@mailin07"
+    return json.dumps(event)
+
+
+EXTRA_EVENTS = [
+    extra_event("peter.berg@contoso.example", "<purged.7c1e@invoices.example.net>", "Purged"),
+    extra_event("sofia.klein@contoso.example", "<junk.9d2f@invoices.example.net>", "InJunk"),
+]
+
+
+def load_fixture_file():
+    with open(FIXTURE, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("graph-ca")
+    make_test_ca(folder, "app1")
+    pkcs12 = folder / "app1.p12"
+    subprocess.run(["openssl", "pkcs12", "-export", "-inkey", str(folder / "app1.key"),
+                    "-in", str(folder / "app1.pem"), "-out", str(pkcs12),
+                    "-passout", f"pass:{PKCS12_PASSWORD}"], check=True, capture_output=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sim(pki):
+    simulator = GraphSim(pki)
+    yield simulator
+    simulator.stop()
+
+
+def base_fixture(pki):
+    fixture = load_fixture_file()
+    app = fixture["apps"][0]
+    app["client_secret"] = CLIENT_SECRET
+    app["certificates"] = [(pki / "app1.pem").read_text()]
+    return fixture
+
+
+@pytest.fixture
+def graph(sim, pki):
+    """The simulator reset to the sample mailboxes, without faults, with default settings."""
+    sim.control("DELETE", "faults")
+    sim.configure(token_lifetime_s=3599, permanent_delete=True, latency_ms=0)
+    sim.load_fixture(base_fixture(pki))
+    sim.control("POST", "reset-log")
+    return sim
+
+
+def write_secret(path, data):
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(path, mode) as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+    return path
+
+
+def graph_settings(folder, sim, pki, credential="secret", alg="PS256", timeout=5):
+    fixture = load_fixture_file()
+    lines = [
+        "[graph]",
+        "tenant = contoso.example",
+        f"client_id = {fixture['apps'][0]['client_id']}",
+        f"authority_url = {sim.url}",
+        f"graph_url = {sim.url}",
+        f"ca_file = {sim.ca}",
+        f"timeout_seconds = {timeout}",
+    ]
+    if credential == "secret":
+        secret = write_secret(folder / "client-secret", CLIENT_SECRET + "\n")
+        lines.append(f"client_secret_file = {secret}")
+    elif credential == "pem":
+        key = write_secret(folder / "app1.key", (pki / "app1.key").read_text())
+        lines += [f"certificate_file = {pki / 'app1.pem'}", f"key_file = {key}",
+                  f"assertion_alg = {alg}"]
+    else:
+        password = write_secret(folder / "p12-password", PKCS12_PASSWORD + "\n")
+        lines += [f"certificate_file = {pki / 'app1.p12'}",
+                  f"pkcs12_password_file = {password}", f"assertion_alg = {alg}"]
+    return "\n".join(lines) + "\n\n" + EXECUTOR_SETTINGS
+
+
+def make_clawback(folder, sim, pki, rules, log_level="warning", **settings):
+    folder = pathlib.Path(folder)
+    cb = Clawback(folder, rules, backend="graph",
+                  extra_settings=graph_settings(folder, sim, pki, **settings))
+    text = cb.config.read_text().replace("log_level = warning", f"log_level = {log_level}")
+    cb.config.write_text(text)
+    return cb
+
+
+def write_feed(folder, lines):
+    path = pathlib.Path(folder) / "feed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sample_feed_with_extras(folder):
+    lines = SAMPLE_FEED.read_text().splitlines()
+    return write_feed(folder, lines + EXTRA_EVENTS)
+
+
+def run_until_settled(cb, feed):
+    """Replays feed, then reruns the executor until every job has reached a final state.
+
+    Returns the jobs and the stderr of every run joined.
+    """
+    stderr = [cb.run("replay", str(feed)).stderr]
+    empty = cb.folder / "empty.jsonl"
+    empty.write_text("")
+    for _ in range(MAX_SETTLE_ROUNDS):
+        jobs = cb.json_lines("jobs")
+        waiting = [job for job in jobs if job["state"] in UNFINISHED_STATES]
+        if not waiting:
+            return jobs, "".join(stderr)
+        due = min(job.get("next_attempt_ms", 0) for job in waiting)
+        delay = due / 1000.0 - time.time()
+        if delay > 0:
+            time.sleep(min(delay + 0.05, 5.0))
+        stderr.append(cb.run("replay", str(empty)).stderr)
+    raise AssertionError(f"jobs still unfinished after {MAX_SETTLE_ROUNDS} rounds: {waiting}")
+
+
+def jobs_by_mailbox(jobs):
+    return {job["mailbox"]: job for job in jobs}
+
+
+def message_places(state):
+    """Maps the label of each fixture message (the end of its immutable id) to its folder."""
+    places = {}
+    for mailbox in state["mailboxes"]:
+        for message in mailbox["messages"]:
+            label = message["immutableId"].removeprefix(IMMUTABLE_PREFIX)
+            places[label] = "purged" if message["purged"] else message["folder"]
+    return places
+
+
+def audit_attempts(cb, job_id):
+    """The attempt rows of `clawback queue show JOB`, as parsed JSON details."""
+    output = cb.run("queue", "show", str(job_id)).stdout
+    rows = []
+    for line in output.splitlines():
+        match = re.match(r"\s+\S+ \S+ attempt\s+(\{.*\})$", line)
+        if match:
+            rows.append(json.loads(match.group(1)))
+    return rows
+
+
+def graph_log(sim, mailbox=None):
+    entries = [e for e in sim.log() if e["path"].startswith("/v1.0/")]
+    if mailbox:
+        entries = [e for e in entries if (e.get("mailbox") or "").lower() == mailbox.lower()]
+    return entries
+
+
+def token_log(sim):
+    return [e for e in sim.log() if "/oauth2/" in e["path"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Every action on every sample event
+
+START = {
+    "AnnaInboxCopy": "inbox",
+    "AnnaInvoicesCopy": "Inbox/Invoices",
+    "AnnaUnrelated": "inbox",
+    "JonasItSupport": "Inbox/IT Support",
+    "MariaDeletedItems": "deleteditems",
+    "BuchhaltungInbox": "inbox",
+    "LukasInbox": "inbox",
+    "PeterPurged": "purged",
+    "SofiaJunk": "junkemail",
+}
+ACTED_ON = ["AnnaInboxCopy", "AnnaInvoicesCopy", "JonasItSupport", "MariaDeletedItems",
+            "BuchhaltungInbox", "LukasInbox", "SofiaJunk"]
+
+ACTIONS = {
+    "move-junk": ("action = move\nfolder = junkemail\n", "junkemail"),
+    "move-path": ("action = move\nfolder = Quarantine/PZD\n", "Quarantine/PZD"),
+    "soft-delete": ("action = soft_delete\n", "recoverableitemsdeletions"),
+    "hard-delete": ("action = hard_delete\n", "purged"),
+    "log-only": ("action = log\n", None),
+    "dry-run": ("action = move\nfolder = junkemail\ndry_run = yes\n", None),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_action_on_sample_events(name, graph, pki, tmp_path):
+    rule, destination = ACTIONS[name]
+    cb = make_clawback(tmp_path, graph, pki, "[default]\n" + rule)
+
+    jobs, _ = run_until_settled(cb, sample_feed_with_extras(tmp_path))
+
+    places = message_places(graph.state())
+    expected = dict(START)
+    if destination:
+        for label in ACTED_ON:
+            expected[label] = destination
+    assert places == expected
+
+    by_mailbox = jobs_by_mailbox(jobs)
+    assert len(jobs) == 7
+    assert set(by_mailbox) == {
+        "anna.schmidt@contoso.example", "jonas.weber@contoso.example",
+        "maria.lopez@contoso.example", "buchhaltung@contoso.example",
+        "lukas.mueller@contoso.example", "peter.berg@contoso.example",
+        "sofia.klein@contoso.example",
+    }
+    purged = by_mailbox.pop("peter.berg@contoso.example")
+    assert purged["state"] == "not_found", purged
+    assert purged["searches"] == 2, purged
+    for job in by_mailbox.values():
+        assert job["state"] == "done", job
+        assert job["outcome"], job
+
+    anna = by_mailbox["anna.schmidt@contoso.example"]
+    assert "Inbox" in anna["found_in"], anna
+    assert "Invoices" in anna["found_in"], anna
+    assert "IT Support" in by_mailbox["jonas.weber@contoso.example"]["found_in"]
+    assert "Deleted Items" in by_mailbox["maria.lopez@contoso.example"]["found_in"]
+    if name == "move-junk":
+        assert "already in place" in by_mailbox["sofia.klein@contoso.example"]["outcome"]
+    if name == "dry-run":
+        for job in by_mailbox.values():
+            assert "would" in job["outcome"], job
+
+    stats = graph.stats()
+    assert stats["messages_acted_on_more_than_once"] == []
+    acted = {m["immutableId"].removeprefix(IMMUTABLE_PREFIX): (m["moves"], m["deletes"], m["permanent_deletes"])
+             for m in stats["messages"]}
+    if destination is None:
+        assert acted == {}
+        return
+    one_action = (0, 0, 1) if name == "hard-delete" else (1, 0, 0)
+    changed = [label for label in ACTED_ON if not (name == "move-junk" and label == "SofiaJunk")]
+    assert acted == {label: one_action for label in changed}
