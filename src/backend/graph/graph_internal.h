@@ -41,7 +41,10 @@
 #define CB_GRAPH_MAX_ERROR_BODY (64 * 1024)
 /* Characters of a peer's error message kept in an outcome text. */
 #define CB_GRAPH_MAX_PEER_TEXT 160
-/* A token is refreshed this long before it expires. */
+/*
+ * A token is refreshed this long before it expires, or after half its
+ * lifetime when that comes first (a token that lives under 10 minutes).
+ */
 #define CB_GRAPH_TOKEN_EARLY_MS (5 * 60 * 1000)
 /* After a failed token request, jobs get the same error for this long instead of a new request. */
 #define CB_GRAPH_TOKEN_FAIL_HOLD_MS (30 * 1000)
@@ -180,6 +183,7 @@ struct graph_token {
 	char key[600]; /* cloud|tenant|scope */
 	char *access_token;
 	int64_t expires_ms;     /* wall clock */
+	int64_t renew_ms;       /* wall clock: a new token is fetched from then on */
 	int64_t failed_until_ms; /* a failed request is remembered until then */
 	unsigned long generation; /* changes with every stored token */
 	struct cb_outcome failure;
@@ -210,8 +214,8 @@ void graph_close(struct cb_graph *g);
 
 /*
  * Returns a valid access token (owned by the cache) or NULL with out filled.
- * Fetches one (blocking) when the cache has none that lasts past
- * CB_GRAPH_TOKEN_EARLY_MS.
+ * Fetches one (blocking) when the cache has none or its renewal time
+ * (CB_GRAPH_TOKEN_EARLY_MS before it expires, or half its lifetime) has come.
  */
 const char *graph_token_get(struct cb_graph *g, int64_t now_ms, unsigned long *generation,
 			    struct cb_outcome *out);

@@ -51,15 +51,25 @@ static void token_drop(struct graph_token *t)
 	}
 	t->access_token = NULL;
 	t->expires_ms = 0;
+	t->renew_ms = 0;
 }
 
 int graph_token_put(struct cb_graph *g, const char *token, int64_t now_ms, int64_t expires_in_s)
 {
 	struct graph_token *t = token_slot(g);
+	int64_t early_ms;
 
 	token_drop(t);
 	t->access_token = strdup(token);
 	t->expires_ms = now_ms + expires_in_s * 1000;
+	/*
+	 * Renewing a fixed CB_GRAPH_TOKEN_EARLY_MS early would treat a token that
+	 * lives 5 minutes or less as expired at once, and fetch one per request.
+	 */
+	early_ms = expires_in_s * 1000 / 2;
+	if (early_ms > CB_GRAPH_TOKEN_EARLY_MS)
+		early_ms = CB_GRAPH_TOKEN_EARLY_MS;
+	t->renew_ms = t->expires_ms - early_ms;
 	t->failed_until_ms = 0;
 	t->generation = ++g->token_generation;
 	return t->access_token ? 0 : -1;
@@ -80,7 +90,7 @@ const char *graph_token_get(struct cb_graph *g, int64_t now_ms, unsigned long *g
 	char *token = NULL;
 	int64_t expires_in_s = 0;
 
-	if (t->access_token && t->expires_ms - CB_GRAPH_TOKEN_EARLY_MS > now_ms) {
+	if (t->access_token && t->renew_ms > now_ms) {
 		*generation = t->generation;
 		return t->access_token;
 	}
