@@ -33,7 +33,8 @@ struct cb_command {
 };
 
 extern const struct cb_command cb_cmd_version, cb_cmd_check_config, cb_cmd_rules, cb_cmd_replay,
-	cb_cmd_events, cb_cmd_jobs, cb_cmd_queue, cb_cmd_run;
+	cb_cmd_events, cb_cmd_jobs, cb_cmd_queue, cb_cmd_run, cb_cmd_doctor, cb_cmd_status,
+	cb_cmd_pause, cb_cmd_resume;
 
 /*
  * Loads the settings: --config PATH, else the default path, else (when the

@@ -14,7 +14,8 @@
  * The status (feeds, executor counters) is written once a second to a JSON
  * file next to the store (STORE.status.json), which `clawback status` reads.
  * `clawback pause` creates STORE.paused; while it exists the executor claims
- * no new jobs, and events are still received and stored.
+ * no new jobs, and events are still received and stored. The main thread
+ * also deletes events and audit rows past their retention, hourly.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +39,8 @@
 
 /* How often the main thread refreshes the status file and STATUS=, in ms. */
 #define RUN_STATUS_INTERVAL_MS 1000
+/* How often the main thread deletes events and audit rows past their retention, in ms. */
+#define RUN_PRUNE_INTERVAL_MS (60 * 60 * 1000)
 /* Longest feed name kept for logs and the status (longer names are cut). */
 #define FEED_NAME_MAX 64
 
@@ -65,6 +68,8 @@ struct run {
 	char pause_path[4096];
 	int paused;
 	int64_t started_ms;
+	struct cb_store *store; /* the main thread's connection, for retention */
+	int64_t next_prune_ms;  /* monotonic */
 };
 
 /* Swaps in a reloaded rules copy, if the main thread posted one. Feed thread only. */
@@ -264,6 +269,27 @@ static void publish_status(struct run *r)
 	sd_notify(0, line);
 }
 
+/* Deletes what is past its retention ([general] *_retention_days), at start and hourly. */
+static void prune_if_due(struct run *r)
+{
+	const struct cb_config *cfg = &r->cli->config;
+	struct cb_log_value value;
+	struct cb_err err;
+	int64_t deleted = 0;
+
+	if (cb_mono_ms() < r->next_prune_ms)
+		return;
+	r->next_prune_ms = cb_mono_ms() + RUN_PRUNE_INTERVAL_MS;
+	if (cb_store_prune(r->store, cb_now_ms(), cfg->event_retention_ms, cfg->audit_retention_ms,
+			   &deleted, &err) < 0) {
+		cb_error("retention pruning failed error=%s; retrying in an hour",
+			 cb_log_str(&value, err.msg));
+		return;
+	}
+	if (deleted)
+		cb_notice("retention pruning deleted=%lld", (long long)deleted);
+}
+
 static void check_pause(struct run *r)
 {
 	int want = access(r->pause_path, F_OK) == 0;
@@ -308,6 +334,7 @@ static int main_loop(struct run *r, int signal_fd)
 		}
 		check_pause(r);
 		publish_status(r);
+		prune_if_due(r);
 		if (watchdog)
 			sd_notify(0, "WATCHDOG=1");
 	}
@@ -352,6 +379,9 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 	if (signal_fd < 0)
 		goto out;
 
+	r->store = cb_cli_open_store(cli);
+	if (!r->store)
+		goto out;
 	r->backend = cb_backend_find(cli->config.backend);
 	if (!r->backend) {
 		fprintf(stderr, "clawback: unknown backend '%s'; expected log or graph\n",
@@ -391,6 +421,7 @@ out:
 		r->backend->close(r->backend_state);
 	if (signal_fd >= 0)
 		close(signal_fd);
+	cb_store_close(r->store);
 	if (r->executor_started)
 		cb_notice("clawback stopped");
 	free(r);

@@ -10,7 +10,8 @@
 
 static const struct cb_command *const commands[] = {
 	&cb_cmd_run, &cb_cmd_replay, &cb_cmd_events, &cb_cmd_jobs,         &cb_cmd_queue,
-	&cb_cmd_rules,  &cb_cmd_check_config, &cb_cmd_version,
+	&cb_cmd_rules,  &cb_cmd_check_config, &cb_cmd_doctor, &cb_cmd_status, &cb_cmd_pause,
+	&cb_cmd_resume, &cb_cmd_version,
 };
 
 static void print_usage(FILE *out)
