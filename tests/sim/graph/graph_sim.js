@@ -145,6 +145,7 @@ class Simulator {
 		this.limiter = new Limiter(settings);
 		this.faults = new FaultScript();
 		this.log = [];
+		this.logHead = 0;
 		this.logDropped = 0;
 		this.seq = 0;
 		this.connections = 0;
@@ -153,6 +154,7 @@ class Simulator {
 		// Access tokens issued, newest last, so a test can check that no client logs or stores
 		// them. Kept apart from the request log, which never contains a token.
 		this.issuedTokens = [];
+		this.delays = new DelayQueue();
 		this.resetStats();
 	}
 
@@ -189,46 +191,172 @@ class Simulator {
 		this.mailboxStat(mailbox.address)[kind]++;
 	}
 
-	connectionId(req) {
-		const owner = req.stream ? req.stream.session : req.socket;
+	// Number the TLS connection a request came on (HTTP/2 session or HTTP/1.1 socket).
+	connectionId(owner, httpVersion) {
 		let id = this.connectionIds.get(owner);
 		if (id === undefined) {
 			id = ++this.connections;
 			this.connectionIds.set(owner, id);
-			this.stats.connections[req.httpVersion === '2.0' ? 'h2' : 'http/1.1']++;
+			this.stats.connections[httpVersion === '2.0' ? 'h2' : 'http/1.1']++;
 		}
 		return id;
 	}
 
+	// Append to the log, a ring kept as an array with a moving head: dropping the oldest entry
+	// must not copy the whole array on every request once the log is full.
 	addLog(entry) {
 		this.log.push(entry);
-		if (this.log.length > this.settings.log_max) {
-			const drop = this.log.length - this.settings.log_max;
-			this.log.splice(0, drop);
-			this.logDropped += drop;
+		const excess = this.log.length - this.logHead - this.settings.log_max;
+		if (excess > 0) {
+			this.logHead += excess;
+			this.logDropped += excess;
+		}
+		if (this.logHead > 4096 && this.logHead * 2 > this.log.length) {
+			this.log = this.log.slice(this.logHead);
+			this.logHead = 0;
 		}
 	}
+
+	logEntries(since) {
+		const entries = [];
+		for (let i = this.logHead; i < this.log.length; i++)
+			if (this.log[i].seq > since)
+				entries.push(this.log[i]);
+		return entries;
+	}
+
+	clearLog() {
+		this.log = [];
+		this.logHead = 0;
+		this.logDropped = 0;
+	}
+}
+
+// One request log entry. Requests store the values as they come (numbers and the header strings
+// the server already made); the JSON form, with its ISO time, is built only when /_sim/log is read.
+class LogEntry {
+	constructor(seq, start, method, path, httpVersion, connectionId, streamId, headers, requestId) {
+		const authorization = headers.authorization;
+		this.seq = seq;
+		this.start = start;
+		this.method = method;
+		this.path = path;
+		this.http_version = httpVersion;
+		this.connection_id = connectionId;
+		this.stream_id = streamId;
+		this.authorization_scheme = typeof authorization === 'string' ? authorizationScheme(authorization) : null;
+		this.client_request_id = headers['client-request-id'] || null;
+		this.request_id = requestId;
+		this.prefer = headers.prefer || null;
+		this.content_type = headers['content-type'] || null;
+		this.user_agent = headers['user-agent'] || null;
+		this.status = null;
+		this.body = undefined;
+		this.mailbox = undefined;
+		this.fault = undefined;
+		this.app_id = undefined;
+		this.throttle = undefined;
+		this.credential = undefined;
+		this.error = undefined;
+		this.duration_ms = undefined;
+	}
+
+	toJSON() {
+		return {
+			seq: this.seq, time: new Date(this.start).toISOString(), method: this.method, path: this.path,
+			http_version: this.http_version, connection_id: this.connection_id, stream_id: this.stream_id,
+			authorization_scheme: this.authorization_scheme, client_request_id: this.client_request_id,
+			request_id: this.request_id, prefer: this.prefer, content_type: this.content_type,
+			user_agent: this.user_agent, status: this.status, body: this.body, mailbox: this.mailbox,
+			fault: this.fault, app_id: this.app_id, throttle: this.throttle, credential: this.credential,
+			error: this.error, duration_ms: this.duration_ms,
+		};
+	}
+}
+
+// The first word of an Authorization header; the credential after it is never kept.
+function authorizationScheme(authorization) {
+	if (authorization.startsWith('Bearer '))
+		return 'Bearer';
+	return authorization.split(' ')[0];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Request plumbing
+//
+// HTTP/2 requests arrive as core streams (the server's 'stream' event), HTTP/1.1 requests through
+// the compatibility API ('request'). Both become a RequestContext; writeResponse() and
+// resetConnection() are the only functions that tell the two apart.
 
-function readBody(req, limit) {
-	return new Promise((resolve, reject) => {
-		const chunks = [];
-		let size = 0;
-		req.on('data', (chunk) => {
-			size += chunk.length;
-			if (size > limit) {
-				reject(new GraphError(413, 'RequestEntityTooLarge', `The request body exceeds ${limit} bytes.`));
-				req.removeAllListeners('data');
-				req.resume();
-				return;
-			}
-			chunks.push(chunk);
-		});
-		req.on('end', () => resolve(Buffer.concat(chunks)));
-		req.on('error', reject);
+const NO_BODY = Buffer.alloc(0);
+const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
+const GRAPH_DIAGNOSTIC = '{"ServerInfo":{"DataCenter":"Simulator","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"graph-sim"}}';
+
+class RequestContext {
+	constructor(sim, method, target, headers, httpVersion, stream, req, res) {
+		this.sim = sim;
+		this.method = method;
+		this.target = target;
+		this.headers = headers;
+		this.httpVersion = httpVersion;
+		this.stream = stream;		// HTTP/2 core stream, or null
+		this.req = req;			// HTTP/1.1 request and response, or null
+		this.res = res;
+		this.start = Date.now();
+		const q = target.indexOf('?');
+		this.pathname = q < 0 ? target : target.slice(0, q);
+		this.rawQuery = q < 0 ? '' : target.slice(q + 1);
+		this.requestId = crypto.randomUUID();
+		const clientRequestId = headers['client-request-id'];
+		this.clientRequestId = typeof clientRequestId === 'string' ? clientRequestId : this.requestId;
+		this.isControl = this.pathname.startsWith('/_sim/');
+		this.isGraph = this.pathname.startsWith('/v1.0/') || this.pathname.startsWith('/beta/');
+		this.isToken = !this.isGraph && !this.isControl;
+		this.immutable = wantsImmutableIds(headers.prefer);
+		this.entry = null;
+		this.body = NO_BODY;
+		this.done = false;
+		this.extraDelayMs = 0;
+		this.resetAfter = null;
+		this.response = null;
+		this.due = 0;
+		this.limitSlot = null;
+		this.mailboxStat = null;
+		this.mailboxSegment = null;
+		this.folderSegment = null;
+	}
+
+	// The scheme and authority the client used, for links in responses.
+	get base() {
+		return `https://${this.headers[':authority'] || this.headers.host || '127.0.0.1'}`;
+	}
+
+	get remoteAddress() {
+		return (this.stream ? this.stream.session.socket.remoteAddress : this.req.socket.remoteAddress) || '';
+	}
+}
+
+// Read a request body into a Buffer, then call done(error, body). A body over limit is a 413.
+// A stream the client resets or the server refuses before the body ends never calls done: the
+// request stays unanswered, as it did with the compatibility API, which reports no such error.
+function readBody(readable, limit, done) {
+	const chunks = [];
+	let size = 0;
+	let failed = false;
+	readable.on('data', (chunk) => {
+		if (failed)
+			return;
+		size += chunk.length;
+		if (size > limit) {
+			failed = true;
+			done(new GraphError(413, 'RequestEntityTooLarge', `The request body exceeds ${limit} bytes.`));
+			return;
+		}
+		chunks.push(chunk);
+	});
+	readable.on('end', () => {
+		if (!failed)
+			done(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
 	});
 }
 
@@ -251,21 +379,55 @@ function graphErrorResponse(err, ctx) {
 	return { status: err.status, body: graphErrorBody(err.code, err.message, ctx, inner), headers: err.headers };
 }
 
+function responseHeaders(ctx, extra) {
+	let headers;
+	if (ctx.isGraph)
+		headers = {
+			'request-id': ctx.requestId, 'client-request-id': ctx.clientRequestId,
+			'cache-control': 'private', 'odata-version': '4.0', 'strict-transport-security': 'max-age=31536000',
+			'x-ms-ags-diagnostic': GRAPH_DIAGNOSTIC,
+		};
+	else if (ctx.isToken)
+		headers = {
+			'request-id': ctx.requestId, 'client-request-id': ctx.clientRequestId,
+			'x-ms-request-id': ctx.requestId, 'cache-control': 'no-store, no-cache', pragma: 'no-cache',
+		};
+	else
+		headers = { 'request-id': ctx.requestId, 'client-request-id': ctx.clientRequestId };
+	if (extra)
+		for (const name of Object.keys(extra))
+			headers[name] = extra[name];
+	return headers;
+}
+
+// Write status, headers and payload. A stream the client has already reset is skipped silently,
+// as the compatibility API does.
+function writeResponse(ctx, status, headers, payload) {
+	const stream = ctx.stream;
+	if (stream === null) {
+		ctx.res.writeHead(status, headers);
+		ctx.res.end(payload);
+		return;
+	}
+	if (stream.destroyed)
+		return;
+	headers[':status'] = status;
+	if (payload === '') {
+		stream.respond(headers, { endStream: true });
+		return;
+	}
+	stream.respond(headers);
+	// respond() ends the stream itself for HEAD requests and for 204 and 304.
+	if (!stream.writableEnded)
+		stream.end(payload);
+}
+
 function send(ctx, response) {
-	const { res, entry } = ctx;
+	const entry = ctx.entry;
 	if (ctx.done)
 		return;
 	ctx.done = true;
-	const headers = {
-		'request-id': ctx.requestId,
-		'client-request-id': ctx.clientRequestId,
-		...(ctx.isToken ? { 'x-ms-request-id': ctx.requestId, 'cache-control': 'no-store, no-cache', pragma: 'no-cache' } : {}),
-		...(ctx.isGraph ? {
-			'cache-control': 'private', 'odata-version': '4.0', 'strict-transport-security': 'max-age=31536000',
-			'x-ms-ags-diagnostic': '{"ServerInfo":{"DataCenter":"Simulator","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"graph-sim"}}',
-		} : {}),
-		...(response.headers || {}),
-	};
+	const headers = responseHeaders(ctx, response.headers);
 	let payload = '';
 	if (response.raw !== undefined) {
 		payload = response.raw;
@@ -275,8 +437,7 @@ function send(ctx, response) {
 			headers['content-type'] = ctx.isGraph && response.status < 400 ? GRAPH_CONTENT_TYPE : 'application/json; charset=utf-8';
 	}
 	try {
-		res.writeHead(response.status, headers);
-		res.end(payload);
+		writeResponse(ctx, response.status, headers, payload);
 	} catch (e) {
 		entry.error = `write failed: ${e.message}`;
 	}
@@ -289,37 +450,84 @@ function finish(ctx, status) {
 	const sim = ctx.sim;
 	sim.stats.by_status[status] = (sim.stats.by_status[status] || 0) + 1;
 	sim.stats.in_flight--;
-	if (ctx.release) {
-		ctx.release();
+	if (ctx.limitSlot) {
+		sim.limiter.release(ctx.limitSlot);
+		ctx.limitSlot = null;
 		ctx.mailboxStat.in_flight--;
 	}
 }
 
-// Send after the configured latency.
-function sendLater(ctx, response, latencyMs) {
-	if (latencyMs > 0)
-		setTimeout(() => send(ctx, response), latencyMs);
-	else
-		send(ctx, response);
-}
-
 function resetConnection(ctx, scope) {
-	const { req, entry } = ctx;
+	const entry = ctx.entry;
 	ctx.done = true;
 	entry.status = 'reset';
 	entry.duration_ms = Date.now() - ctx.start;
-	if (req.stream && scope === 'stream')
-		req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-	else if (req.stream)
-		req.stream.session.destroy();
+	if (ctx.stream && scope === 'stream')
+		ctx.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+	else if (ctx.stream)
+		ctx.stream.session.destroy();
 	else
-		req.socket.destroy();
+		ctx.req.socket.destroy();
 	finish(ctx, 'reset');
 }
 
-function publicBase(req) {
-	const host = req.headers[':authority'] || req.headers.host || '127.0.0.1';
-	return `https://${host}`;
+// Send the response (or reset, for a reset-after fault) once its delay has passed.
+function fire(ctx) {
+	if (ctx.resetAfter)
+		resetConnection(ctx, ctx.resetAfter);
+	else
+		send(ctx, ctx.response);
+}
+
+// Responses waiting for their delay. With one latency setting, due times arrive in increasing
+// order, so a FIFO with a single timer replaces one timer per request; a delay that would put a
+// response before the queue's last one (a fault delay, a lowered latency) gets its own timer.
+class DelayQueue {
+	constructor() {
+		this.items = [];
+		this.head = 0;
+		this.lastDue = 0;
+		this.timer = null;
+		this.run = this.run.bind(this);
+	}
+
+	schedule(ctx, delayMs) {
+		if (!(delayMs > 0)) {
+			fire(ctx);
+			return;
+		}
+		const due = Date.now() + delayMs;
+		if (due < this.lastDue) {
+			setTimeout(fire, delayMs, ctx);
+			return;
+		}
+		ctx.due = due;
+		this.lastDue = due;
+		this.items.push(ctx);
+		if (this.timer === null)
+			this.timer = setTimeout(this.run, delayMs);
+	}
+
+	run() {
+		this.timer = null;
+		const now = Date.now();
+		const items = this.items;
+		while (this.head < items.length && items[this.head].due <= now) {
+			const ctx = items[this.head];
+			items[this.head++] = undefined;
+			fire(ctx);
+		}
+		if (this.head === items.length) {
+			this.items = [];
+			this.head = 0;
+			return;
+		}
+		if (this.head > 4096 && this.head * 2 > items.length) {
+			this.items = items.slice(this.head);
+			this.head = 0;
+		}
+		this.timer = setTimeout(this.run, Math.max(1, this.items[this.head].due - now));
+	}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,60 +604,84 @@ function applyFault(fault, ctx) {
 		resetConnection(ctx, fault.scope || 'connection');
 		return true;
 	}
-	sendLater(ctx, faultResponse(fault, ctx), ctx.isToken ? sim.settings.token_latency_ms : sim.settings.latency_ms);
+	ctx.response = faultResponse(fault, ctx);
+	sim.delays.schedule(ctx, ctx.isToken ? sim.settings.token_latency_ms : sim.settings.latency_ms);
 	return true;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Graph API
 
-function wantsImmutableIds(req) {
-	const prefer = req.headers.prefer;
-	return typeof prefer === 'string' && /IdType\s*=\s*"?ImmutableId"?/i.test(prefer);
+// The Prefer header of the previous request and its answer: clients send the same value on
+// every request, and the regular expression showed up in profiles.
+let lastPrefer = null;
+let lastPreferImmutable = false;
+
+function wantsImmutableIds(prefer) {
+	if (typeof prefer !== 'string')
+		return false;
+	if (prefer !== lastPrefer) {
+		lastPrefer = prefer;
+		lastPreferImmutable = /IdType\s*=\s*"?ImmutableId"?/i.test(prefer);
+	}
+	return lastPreferImmutable;
 }
 
 function messageId(ctx, message) {
 	return ctx.immutable ? message.immutableId : message.restId;
 }
 
+// The message properties the simulator fills, in the order Graph returns them, with the value of
+// each. Properties outside this table render as null when selected.
+const MESSAGE_RENDERERS = {
+	'@odata.etag': (ctx, mailbox, m) => `W/"${m.changeKey}"`,
+	id: (ctx, mailbox, m) => messageId(ctx, m),
+	createdDateTime: (ctx, mailbox, m) => m.receivedDateTime,
+	lastModifiedDateTime: (ctx, mailbox, m) => m.receivedDateTime,
+	changeKey: (ctx, mailbox, m) => m.changeKey,
+	categories: () => [],
+	receivedDateTime: (ctx, mailbox, m) => m.receivedDateTime,
+	sentDateTime: (ctx, mailbox, m) => m.receivedDateTime,
+	hasAttachments: () => false,
+	internetMessageId: (ctx, mailbox, m) => m.internetMessageId,
+	subject: (ctx, mailbox, m) => m.subject,
+	bodyPreview: () => '',
+	importance: () => 'normal',
+	parentFolderId: (ctx, mailbox, m) => m.folder.id,
+	conversationId: (ctx, mailbox, m) => 'AAQkAGI2TG93AAAQA' + m.immutableId.slice(-16),
+	isRead: () => false,
+	isDraft: () => false,
+	from: (ctx, mailbox, m) => ({ emailAddress: { name: m.from, address: m.from } }),
+	sender: (ctx, mailbox, m) => ({ emailAddress: { name: m.from, address: m.from } }),
+	toRecipients: (ctx, mailbox) => [{ emailAddress: { name: mailbox.address, address: mailbox.address } }],
+};
+const MESSAGE_RENDERER_NAMES = Object.keys(MESSAGE_RENDERERS);
+
+// Render a message with every property, or with @odata.etag, id and the selected ones.
 function renderMessage(ctx, mailbox, message, select) {
-	const full = {
-		'@odata.etag': `W/"${message.changeKey}"`,
-		id: messageId(ctx, message),
-		createdDateTime: message.receivedDateTime,
-		lastModifiedDateTime: message.receivedDateTime,
-		changeKey: message.changeKey,
-		categories: [],
-		receivedDateTime: message.receivedDateTime,
-		sentDateTime: message.receivedDateTime,
-		hasAttachments: false,
-		internetMessageId: message.internetMessageId,
-		subject: message.subject,
-		bodyPreview: '',
-		importance: 'normal',
-		parentFolderId: message.folder.id,
-		conversationId: 'AAQkAGI2TG93AAAQA' + message.immutableId.slice(-16),
-		isRead: false,
-		isDraft: false,
-		from: { emailAddress: { name: message.from, address: message.from } },
-		sender: { emailAddress: { name: message.from, address: message.from } },
-		toRecipients: [{ emailAddress: { name: mailbox.address, address: mailbox.address } }],
-	};
-	if (!select)
-		return full;
-	const out = { '@odata.etag': full['@odata.etag'], id: full.id };
-	for (const name of select)
-		out[name] = name in full ? full[name] : null;
+	const out = {};
+	const names = select ? ['@odata.etag', 'id', ...select] : MESSAGE_RENDERER_NAMES;
+	for (const name of names) {
+		const render = MESSAGE_RENDERERS[name];
+		out[name] = render ? render(ctx, mailbox, message) : null;
+	}
 	return out;
 }
+
+// Lowercased property names to Graph's spelling, per property set given to parseSelect.
+const canonicalNames = new Map();
 
 function parseSelect(params, known, typeName) {
 	const value = params.get('$select');
 	if (value === undefined || value === '')
 		return null;
-	const names = value.split(',').map((s) => s.trim());
-	const canonical = new Map([...known].map((n) => [n.toLowerCase(), n]));
-	return names.map((name) => {
+	let canonical = canonicalNames.get(known);
+	if (!canonical) {
+		canonical = new Map([...known].map((n) => [n.toLowerCase(), n]));
+		canonicalNames.set(known, canonical);
+	}
+	return value.split(',').map((s) => {
+		const name = s.trim();
 		const found = canonical.get(name.toLowerCase());
 		if (!found)
 			throw new GraphError(400, 'RequestBroker--ParseUri', `Could not find a property named '${name}' on type '${typeName}'.`);
@@ -472,16 +704,32 @@ function page(ctx, items, params, defaultSize) {
 	return { slice, nextLink };
 }
 
-function checkMessageFilter(params) {
-	const filter = params.get('$filter');
-	if (filter === undefined)
-		return () => true;
-	const clauses = parseFilter(filter).map((c) => {
+// Parsed message $filter clauses by filter text: a campaign sends the same filter to every
+// mailbox. Bounded: cleared when full.
+const MAX_CACHED_FILTERS = 1024;
+const messageFilters = new Map();
+
+function messageFilterClauses(filter) {
+	let clauses = messageFilters.get(filter);
+	if (clauses)
+		return clauses;
+	clauses = parseFilter(filter).map((c) => {
 		const property = MESSAGE_FILTER_PROPERTIES[c.property.toLowerCase()];
 		if (!property)
 			throw new ODataError(400, 'ErrorInvalidUrlQuery', 'The query filter contains one or more invalid nodes.');
 		return { property, value: c.value.toLowerCase() };
 	});
+	if (messageFilters.size >= MAX_CACHED_FILTERS)
+		messageFilters.clear();
+	messageFilters.set(filter, clauses);
+	return clauses;
+}
+
+function checkMessageFilter(params) {
+	const filter = params.get('$filter');
+	if (filter === undefined)
+		return () => true;
+	const clauses = messageFilterClauses(filter);
 	// NOTE: string equality is case-insensitive here, as Exchange store restrictions are by
 	// default; not verified against Exchange Online for internetMessageId.
 	return (message) => clauses.every((c) => {
@@ -640,7 +888,7 @@ const methodNotAllowed = () => new GraphError(405, 'Request_BadRequest', 'Specif
 
 // Dispatch /v1.0/users/{u}/... once the mailbox is known and the request admitted.
 function routeMailbox(ctx, mailbox, rest, params) {
-	const method = ctx.req.method;
+	const method = ctx.method;
 	const lower = rest.map((s) => s.toLowerCase());
 	if (lower[0] === 'sendmail' && rest.length === 1) {
 		if (method !== 'POST')
@@ -702,8 +950,11 @@ function routeMailbox(ctx, mailbox, rest, params) {
 }
 
 function decodeSegments(pathname) {
+	const segments = pathname.split('/').slice(1);
+	if (pathname.indexOf('%') < 0)
+		return segments;
 	try {
-		return pathname.split('/').slice(1).map(decodeURIComponent);
+		return segments.map(decodeURIComponent);
 	} catch (e) {
 		throw new GraphError(400, 'BadRequest', 'Invalid URL: the path is not valid percent-encoded UTF-8.');
 	}
@@ -712,7 +963,7 @@ function decodeSegments(pathname) {
 // Check the token, the mailbox and the limits; returns the response to send.
 function handleGraph(ctx, segments, params) {
 	const sim = ctx.sim;
-	const auth = oauth.validateBearer(ctx.req.headers.authorization);
+	const auth = oauth.validateBearer(ctx.headers.authorization);
 	if (auth.error)
 		throw new GraphError(401, 'InvalidAuthenticationToken', auth.error,
 			{ 'www-authenticate': 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"' });
@@ -722,7 +973,7 @@ function handleGraph(ctx, segments, params) {
 		throw unknownSegment(segments[1] || '');
 
 	const roles = claims.roles || [];
-	const writes = ctx.req.method !== 'GET';
+	const writes = ctx.method !== 'GET';
 	if (!roles.includes('Mail.ReadWrite') && (writes || !roles.includes('Mail.Read')) &&
 	    !(segments[3].toLowerCase() === 'sendmail' && roles.includes('Mail.Send')))
 		throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
@@ -752,7 +1003,7 @@ function handleGraph(ctx, segments, params) {
 				{ 'retry-after': String(admission.retryAfter) });
 		throw new GraphError(429, 'TooManyRequests', 'Please retry again later.', { 'retry-after': String(admission.retryAfter) });
 	}
-	ctx.release = admission.release;
+	ctx.limitSlot = admission;
 	ctx.mailboxStat.in_flight++;
 	if (ctx.mailboxStat.in_flight > ctx.mailboxStat.max_in_flight)
 		ctx.mailboxStat.max_in_flight = ctx.mailboxStat.in_flight;
@@ -772,16 +1023,16 @@ function handleLogin(ctx, segments) {
 	const sim = ctx.sim;
 	const tenant = segments[0];
 	const rest = segments.slice(1).join('/').toLowerCase();
-	if (ctx.req.method === 'GET' && rest === 'v2.0/.well-known/openid-configuration') {
+	if (ctx.method === 'GET' && rest === 'v2.0/.well-known/openid-configuration') {
 		const tenantId = sim.store.resolveTenant(tenant);
 		if (!tenantId)
 			return { status: 400, body: { error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${tenant}' not found.`, error_codes: [90002] } };
 		return { status: 200, body: oauth.openidConfiguration(ctx.base, tenant, tenantId) };
 	}
-	if (ctx.req.method === 'POST' && rest === 'oauth2/v2.0/token') {
+	if (ctx.method === 'POST' && rest === 'oauth2/v2.0/token') {
 		sim.stats.token_requests++;
 		const form = new URLSearchParams(ctx.body.toString('utf8'));
-		const result = oauth.handleTokenRequest(sim.store, sim.settings, tenant, form, ctx.req.headers.authorization,
+		const result = oauth.handleTokenRequest(sim.store, sim.settings, tenant, form, ctx.headers.authorization,
 			`${ctx.base}/${tenant}/oauth2/v2.0/token`);
 		if (result.status === 200) {
 			sim.stats.tokens_issued++;
@@ -793,7 +1044,7 @@ function handleLogin(ctx, segments) {
 		ctx.entry.credential = form.get('client_assertion') !== null ? 'assertion' : 'secret';
 		return result;
 	}
-	return { status: 404, body: { error: 'not_found', error_description: `No endpoint ${ctx.req.method} ${ctx.pathname}` } };
+	return { status: 404, body: { error: 'not_found', error_description: `No endpoint ${ctx.method} ${ctx.pathname}` } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -820,7 +1071,7 @@ function statsJson(sim) {
 
 function handleControl(ctx, route, params) {
 	const sim = ctx.sim;
-	const method = ctx.req.method;
+	const method = ctx.method;
 	const json = () => {
 		try {
 			return JSON.parse(ctx.body.toString('utf8') || 'null');
@@ -852,11 +1103,10 @@ function handleControl(ctx, route, params) {
 		return ok({ faults: [] });
 	case 'GET log': {
 		const since = Number(params.get('since') || 0);
-		return ok({ dropped: sim.logDropped, entries: since ? sim.log.filter((e) => e.seq > since) : sim.log });
+		return ok({ dropped: sim.logDropped, entries: sim.logEntries(since) });
 	}
 	case 'POST reset-log':
-		sim.log = [];
-		sim.logDropped = 0;
+		sim.clearLog();
 		return ok({});
 	case 'GET tokens':
 		return ok({ tokens: sim.issuedTokens });
@@ -887,98 +1137,123 @@ function handleControl(ctx, route, params) {
 // ---------------------------------------------------------------------------------------------
 // Request entry point
 
-async function handleRequest(sim, req, res) {
-	const start = Date.now();
-	const target = req.url;
-	const q = target.indexOf('?');
-	const pathname = q < 0 ? target : target.slice(0, q);
-	const rawQuery = q < 0 ? '' : target.slice(q + 1);
-	const requestId = crypto.randomUUID();
-	const clientRequestId = typeof req.headers['client-request-id'] === 'string' ? req.headers['client-request-id'] : requestId;
-	const isControl = pathname.startsWith('/_sim/');
-	const isGraph = pathname.startsWith('/v1.0/') || pathname.startsWith('/beta/');
-	const authorization = req.headers.authorization;
-	const entry = {
-		seq: ++sim.seq, time: new Date(start).toISOString(), method: req.method, path: target,
-		http_version: req.httpVersion, connection_id: sim.connectionId(req), stream_id: req.stream ? req.stream.id : null,
-		authorization_scheme: typeof authorization === 'string' ? authorization.split(' ')[0] : null,
-		client_request_id: req.headers['client-request-id'] || null, request_id: requestId,
-		prefer: req.headers.prefer || null, content_type: req.headers['content-type'] || null,
-		user_agent: req.headers['user-agent'] || null, status: null,
-	};
-	const ctx = {
-		sim, req, res, start, entry, requestId, clientRequestId, pathname, isGraph,
-		isToken: !isGraph && !isControl, base: publicBase(req), immutable: wantsImmutableIds(req),
-		body: Buffer.alloc(0), done: false, extraDelayMs: 0,
-	};
-	if (!isControl) {
-		sim.stats.requests++;
-		if (isGraph)
-			sim.stats.graph_requests++;
-		sim.stats.in_flight++;
-		if (sim.stats.in_flight > sim.stats.max_in_flight)
-			sim.stats.max_in_flight = sim.stats.in_flight;
-		sim.addLog(entry);
-	}
+function ignoreError() {}
 
-	let response;
-	try {
-		if (req.method !== 'GET' && req.method !== 'HEAD')
-			ctx.body = await readBody(req, isControl ? MAX_CONTROL_BODY : MAX_GRAPH_BODY);
-		if (isControl) {
-			const remote = req.socket.remoteAddress || '';
-			if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(remote))
-				throw new GraphError(403, 'Forbidden', 'the control API answers loopback clients only');
-			ctx.isGraph = false;
-			ctx.isToken = false;
-			response = handleControl(ctx, pathname.slice('/_sim/'.length), parseQuery(rawQuery));
-			res.writeHead(response.status, { 'content-type': 'application/json' });
-			res.end(JSON.stringify(response.body));
-			return;
-		}
-		if (isGraph && ctx.body.length)
-			entry.body = ctx.body.toString('utf8').slice(0, MAX_LOGGED_BODY);
+// An exception a request handler let through: logged, so one bad request cannot stop the server.
+function unhandledError(err) {
+	process.stderr.write(`graph_sim: unhandled error: ${err.stack}\n`);
+}
 
-		const segments = decodeSegments(pathname);
-		const mailboxSegment = isGraph && segments[1] === 'users' && segments[2] ? segments[2].toLowerCase() : null;
-		entry.mailbox = mailboxSegment;
-		const fault = sim.faults.take(req.method, target, mailboxSegment);
-		if (fault && applyFault(fault, ctx))
-			return;
+// An HTTP/2 request, from the server's 'stream' event.
+function onStream(sim, stream, headers, flags) {
+	stream.on('error', ignoreError);
+	const ctx = new RequestContext(sim, headers[':method'], headers[':path'] || '', headers, '2.0', stream, null, null);
+	beginRequest(ctx, stream.session, stream.id);
+	if ((flags & END_STREAM) || ctx.method === 'GET' || ctx.method === 'HEAD')
+		handleRequest(ctx, null);
+	else
+		readBody(stream, ctx.isControl ? MAX_CONTROL_BODY : MAX_GRAPH_BODY, (err, body) => handleRequest(ctx, err, body));
+}
 
-		if (isGraph) {
-			if (segments[0] !== 'v1.0')
-				throw new GraphError(400, 'BadRequest', 'The simulator implements v1.0 only.');
-			response = handleGraph(ctx, segments, parseQuery(rawQuery));
-		} else {
-			response = handleLogin(ctx, segments);
-		}
-	} catch (err) {
-		if (err instanceof GraphError || err instanceof ODataError) {
-			response = isControl || ctx.isToken
-				? { status: err.status, body: { error: err.code, error_description: err.message } }
-				: graphErrorResponse(err, ctx);
-			if (err.headers)
-				response.headers = { ...(response.headers || {}), ...err.headers };
-		} else if (err instanceof FixtureError || err instanceof FaultError) {
-			response = { status: 400, body: { error: err.message } };
-		} else {
-			process.stderr.write(`graph_sim: internal error on ${req.method} ${target}: ${err.stack}\n`);
-			response = { status: 500, body: { error: { code: 'InternalServerError', message: String(err.message) } } };
-		}
-		if (isControl) {
-			res.writeHead(response.status, { 'content-type': 'application/json' });
-			res.end(JSON.stringify(response.body));
-			return;
-		}
-	}
+// An HTTP/1.1 request, from the compatibility API's 'request' event.
+function onHttp1Request(sim, req, res) {
+	const ctx = new RequestContext(sim, req.method, req.url, req.headers, req.httpVersion, null, req, res);
+	beginRequest(ctx, req.socket, null);
+	if (ctx.method === 'GET' || ctx.method === 'HEAD')
+		handleRequest(ctx, null);
+	else
+		readBody(req, ctx.isControl ? MAX_CONTROL_BODY : MAX_GRAPH_BODY, (err, body) => handleRequest(ctx, err, body));
+}
 
-	const latency = (ctx.isToken ? sim.settings.token_latency_ms : sim.settings.latency_ms) + ctx.extraDelayMs;
-	if (ctx.resetAfter) {
-		setTimeout(() => resetConnection(ctx, ctx.resetAfter), latency);
+// Count and log a request as it arrives, before its body is read.
+function beginRequest(ctx, connection, streamId) {
+	const sim = ctx.sim;
+	ctx.entry = new LogEntry(++sim.seq, ctx.start, ctx.method, ctx.target, ctx.httpVersion,
+		sim.connectionId(connection, ctx.httpVersion), streamId, ctx.headers, ctx.requestId);
+	if (ctx.isControl)
 		return;
+	sim.stats.requests++;
+	if (ctx.isGraph)
+		sim.stats.graph_requests++;
+	sim.stats.in_flight++;
+	if (sim.stats.in_flight > sim.stats.max_in_flight)
+		sim.stats.max_in_flight = sim.stats.in_flight;
+	sim.addLog(ctx.entry);
+}
+
+function sendControl(ctx, response) {
+	writeResponse(ctx, response.status, { 'content-type': 'application/json' }, JSON.stringify(response.body));
+}
+
+function handleRequest(ctx, bodyError, body) {
+	try {
+		if (bodyError)
+			throw bodyError;
+		if (body)
+			ctx.body = body;
+		if (ctx.isControl) {
+			if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(ctx.remoteAddress))
+				throw new GraphError(403, 'Forbidden', 'the control API answers loopback clients only');
+			sendControl(ctx, handleControl(ctx, ctx.pathname.slice('/_sim/'.length), parseQuery(ctx.rawQuery)));
+			return;
+		}
+		ctx.response = route(ctx);
+		if (ctx.response === null)
+			return;
+	} catch (err) {
+		const response = errorResponse(ctx, err);
+		if (ctx.isControl) {
+			sendControl(ctx, response);
+			return;
+		}
+		ctx.response = response;
 	}
-	sendLater(ctx, response, latency);
+
+	const sim = ctx.sim;
+	const latency = (ctx.isToken ? sim.settings.token_latency_ms : sim.settings.latency_ms) + ctx.extraDelayMs;
+	sim.delays.schedule(ctx, latency);
+}
+
+// Apply faults and dispatch a Graph or login request. Returns the response, or null when a fault
+// has already handled the request.
+function route(ctx) {
+	const sim = ctx.sim;
+	const entry = ctx.entry;
+	if (ctx.isGraph && ctx.body.length)
+		entry.body = ctx.body.toString('utf8', 0, MAX_LOGGED_BODY * 4).slice(0, MAX_LOGGED_BODY);
+
+	const segments = decodeSegments(ctx.pathname);
+	const mailboxSegment = ctx.isGraph && segments[1] === 'users' && segments[2] ? segments[2].toLowerCase() : null;
+	entry.mailbox = mailboxSegment;
+	if (sim.faults.rules.length) {
+		const fault = sim.faults.take(ctx.method, ctx.target, mailboxSegment);
+		if (fault && applyFault(fault, ctx))
+			return null;
+	}
+
+	if (ctx.isGraph) {
+		if (segments[0] !== 'v1.0')
+			throw new GraphError(400, 'BadRequest', 'The simulator implements v1.0 only.');
+		return handleGraph(ctx, segments, parseQuery(ctx.rawQuery));
+	}
+	return handleLogin(ctx, segments);
+}
+
+function errorResponse(ctx, err) {
+	let response;
+	if (err instanceof GraphError || err instanceof ODataError) {
+		response = ctx.isControl || ctx.isToken
+			? { status: err.status, body: { error: err.code, error_description: err.message } }
+			: graphErrorResponse(err, ctx);
+		if (err.headers)
+			response.headers = { ...(response.headers || {}), ...err.headers };
+	} else if (err instanceof FixtureError || err instanceof FaultError) {
+		response = { status: 400, body: { error: err.message } };
+	} else {
+		process.stderr.write(`graph_sim: internal error on ${ctx.method} ${ctx.target}: ${err.stack}\n`);
+		response = { status: 500, body: { error: { code: 'InternalServerError', message: String(err.message) } } };
+	}
+	return response;
 }
 
 function main() {
@@ -997,10 +1272,23 @@ function main() {
 		allowHTTP1: true,
 		settings: { maxConcurrentStreams: options.settings.max_concurrent_streams },
 	});
+	// Adding a 'request' listener makes Node route HTTP/2 streams through its compatibility
+	// objects too; HTTP/2 is served from the cheaper 'stream' event, so that route is removed
+	// and 'request' then sees HTTP/1.1 requests only (Node 20 behaviour).
 	server.on('request', (req, res) => {
-		handleRequest(sim, req, res).catch((err) => {
-			process.stderr.write(`graph_sim: unhandled error: ${err.stack}\n`);
-		});
+		try {
+			onHttp1Request(sim, req, res);
+		} catch (err) {
+			unhandledError(err);
+		}
+	});
+	server.removeAllListeners('stream');
+	server.on('stream', (stream, headers, flags) => {
+		try {
+			onStream(sim, stream, headers, flags);
+		} catch (err) {
+			unhandledError(err);
+		}
 	});
 	server.on('sessionError', () => {});
 	server.on('tlsClientError', () => {});

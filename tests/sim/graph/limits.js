@@ -41,10 +41,19 @@ class SlidingWindow {
 	}
 }
 
+// Limit state of one (app id, mailbox) pair; admit() returns it as the admission.
+class LimitSlot {
+	constructor(settings) {
+		this.ok = true;
+		this.inFlight = 0;
+		this.window = new SlidingWindow(settings.mailbox_rate, settings.mailbox_window_s * 1000);
+	}
+}
+
 class Limiter {
 	constructor(settings) {
 		this.settings = settings;
-		this.perKey = new Map();	// "appid|mailbox" -> {inFlight, window}
+		this.perKey = new Map();	// "appid|mailbox" -> LimitSlot
 		this.global = new Map();	// appid -> SlidingWindow
 	}
 
@@ -52,13 +61,14 @@ class Limiter {
 		const key = `${appId}|${mailbox}`;
 		let entry = this.perKey.get(key);
 		if (!entry) {
-			entry = { inFlight: 0, window: new SlidingWindow(this.settings.mailbox_rate, this.settings.mailbox_window_s * 1000) };
+			entry = new LimitSlot(this.settings);
 			this.perKey.set(key, entry);
 		}
 		return entry;
 	}
 
-	// Admit a request or reject it. Returns {ok: true, release()} or {ok: false, kind, retryAfter}.
+	// Admit a request or reject it. Returns the LimitSlot ({ok: true}), which the caller hands to
+	// release() once the request is answered, or {ok: false, kind, retryAfter}.
 	admit(appId, mailbox) {
 		const s = this.settings;
 		const entry = this.entry(appId, mailbox);
@@ -84,17 +94,12 @@ class Limiter {
 
 	admitted(entry) {
 		entry.inFlight++;
-		let released = false;
-		return {
-			ok: true,
-			inFlight: entry.inFlight,
-			release: () => {
-				if (!released) {
-					released = true;
-					entry.inFlight--;
-				}
-			},
-		};
+		return entry;
+	}
+
+	// End an admitted request. Call it once per admission.
+	release(entry) {
+		entry.inFlight--;
 	}
 
 	// Forget all windows, e.g. after the limit settings changed.

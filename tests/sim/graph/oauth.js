@@ -239,11 +239,34 @@ function handleTokenRequest(store, settings, tenant, form, authorization, tokenU
 	return issueToken(app, tenantId, resource, settings);
 }
 
+// Authorization headers whose token passed the signature check, with their claims, so a token
+// is verified once and not on every request. Bounded: cleared when full.
+const MAX_VERIFIED_TOKENS = 10000;
+const verifiedTokens = new Map();
+
 // Validate a Graph request's Authorization header. Returns {claims} or {error: message}.
 function validateBearer(authorization) {
 	if (!authorization || !/^bearer /i.test(authorization))
 		return { error: 'Access token is empty.' };
-	const token = authorization.slice(7).trim();
+	let verified = verifiedTokens.get(authorization);
+	if (verified === undefined) {
+		verified = verifySignature(authorization.slice(7).trim());
+		if (verified.error)
+			return verified;
+		if (verifiedTokens.size >= MAX_VERIFIED_TOKENS)
+			verifiedTokens.clear();
+		verifiedTokens.set(authorization, verified);
+	}
+	const claims = verified.claims;
+	if (claims.aud !== GRAPH_RESOURCE)
+		return { error: 'Access token validation failure. Invalid audience.' };
+	if (claims.exp <= Date.now() / 1000)
+		return { error: 'Lifetime validation failed, the token is expired.' };
+	return verified;
+}
+
+// Check a token's HS256 signature and decode its claims. Returns {claims} or {error: message}.
+function verifySignature(token) {
 	const parts = token.split('.');
 	if (parts.length !== 3)
 		return { error: 'IDX14100: JWT is not well formed, there are no dots (.).' };
@@ -251,17 +274,11 @@ function validateBearer(authorization) {
 	const received = b64urlDecode(parts[2]);
 	if (received.length !== expected.length || !crypto.timingSafeEqual(received, expected))
 		return { error: 'Access token validation failure. Invalid signature.' };
-	let claims;
 	try {
-		claims = JSON.parse(b64urlDecode(parts[1]).toString('utf8'));
+		return { claims: JSON.parse(b64urlDecode(parts[1]).toString('utf8')) };
 	} catch (e) {
 		return { error: 'Access token validation failure.' };
 	}
-	if (claims.aud !== GRAPH_RESOURCE)
-		return { error: 'Access token validation failure. Invalid audience.' };
-	if (claims.exp <= Date.now() / 1000)
-		return { error: 'Lifetime validation failed, the token is expired.' };
-	return { claims };
 }
 
 function openidConfiguration(base, tenant, tenantId) {
