@@ -82,6 +82,7 @@ struct graph_op {
 	int already;
 	int left_deleted; /* move: hits the user already deleted (Recoverable Items) */
 	int soft_fallback; /* hard delete done as soft delete: no permanentDelete in this cloud */
+	char purge_rejected[96]; /* "HTTP 400 BadRequest" when Graph rejected permanentDelete */
 };
 
 static enum cb_op_step emit(struct graph_op *op, struct cb_http_request *req, struct cb_outcome *out);
@@ -468,7 +469,11 @@ static enum cb_op_step finish_acted(struct graph_op *op, struct cb_outcome *out)
 			n += (size_t)snprintf(summary + n, sizeof(summary) - n,
 					      "%salready in place (%d in Recoverable Items)", n ? ", " : "",
 					      op->already);
-		if (op->soft_fallback && n < sizeof(summary))
+		if (op->soft_fallback && op->purge_rejected[0] && n < sizeof(summary))
+			snprintf(summary + n, sizeof(summary) - n,
+				 "; not purged: permanentDelete is not available (%s)",
+				 op->purge_rejected);
+		else if (op->soft_fallback && n < sizeof(summary))
 			snprintf(summary + n, sizeof(summary) - n,
 				 "; not purged: permanentDelete is not available in the %s cloud",
 				 op->g->ep.cloud);
@@ -698,14 +703,44 @@ static enum cb_op_step next_act(struct graph_op *op, struct cb_http_request *req
 	return finish_acted(op, out);
 }
 
+/*
+ * Tells whether a failed permanentDelete means that the endpoint does not
+ * exist here (a cloud or tenant without it): 400 BadRequest ("Resource not
+ * found for the segment 'permanentDelete'"), or a 404 other than
+ * ErrorItemNotFound for an item the search has just returned.
+ */
+static int purge_unavailable(const struct cb_http_response *resp, struct graph_error *e)
+{
+	if (resp->curl_code != CURLE_OK)
+		return 0;
+	graph_error_parse(resp, e);
+	if (resp->status == 400)
+		return strcmp(e->code, "BadRequest") == 0;
+	return resp->status == 404 && strcmp(e->code, "ErrorItemNotFound") != 0;
+}
+
 static enum cb_op_step on_act(struct graph_op *op, const struct cb_http_response *resp,
 			      struct cb_http_request *req, struct cb_outcome *out)
 {
 	char key[CB_FOLDER_MAX + GRAPH_MAX_MAILBOX + 8];
+	struct graph_error e;
 
 	if (graph_response_ok(resp)) {
 		op->acted++;
 		op->cursor++;
+		return next_act(op, req, out);
+	}
+
+	/*
+	 * Hard delete without permanentDelete: soft-delete this hit and the rest
+	 * instead, as in a cloud known to lack it, and say so in the outcome.
+	 * Leaving the mail in the mailbox would be worse.
+	 */
+	if (op->action.kind == CB_ACTION_HARD_DELETE && !op->soft_fallback &&
+	    purge_unavailable(resp, &e)) {
+		snprintf(op->purge_rejected, sizeof(op->purge_rejected), "HTTP %ld %s", resp->status,
+			 e.code[0] ? e.code : "without an error code");
+		op->soft_fallback = 1;
 		return next_act(op, req, out);
 	}
 	/*
