@@ -162,3 +162,44 @@ def test_replay_killed_midway_loses_nothing(clawback, tmp_path):
     jobs = clawback.json_lines("jobs")
     assert len(jobs) == total
     assert len({job["event"] for job in jobs}) == total
+
+
+def test_listing_filters(clawback):
+    clawback.run("replay", str(SAMPLE_FEED))
+
+    lukas = clawback.json_lines("jobs", "--recipient", "LUKAS.Mueller@contoso.EXAMPLE")
+    assert [job["mailbox"] for job in lukas] == ["lukas.mueller@contoso.example"]
+    by_id = clawback.json_lines("events", "--message-id", "<CAF+x9=Q/z7@mail.gmail.example>")
+    assert [event["type"] for event in by_id] == ["PZD"]
+    assert len(clawback.json_lines("events", "--state", "ignored")) == 4
+    assert len(clawback.json_lines("jobs", "--state", "done", "--limit", "2")) == 2
+    assert len(clawback.json_lines("events", "--since", "1h")) == 10
+    assert clawback.json_lines("events", "--until", "2000-01-01") == []
+    event_one = clawback.json_lines("jobs", "--event", "1")
+    assert [job["event"] for job in event_one] == [1]
+
+
+def test_listing_rejects_bad_filters(clawback):
+    for args in (["jobs", "--state", "finished"], ["events", "--since", "yesterday"],
+                 ["jobs", "--limit", "-3"], ["events", "--state", "done"]):
+        result = clawback.run(*args, check=False)
+        assert result.returncode == 2, args
+        assert "invalid" in result.stderr, result.stderr
+
+
+def test_rules_test_explains_decision(clawback, tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(SAMPLE_FEED.read_text().splitlines()[2])
+    result = clawback.run("rules", "test", str(event))
+
+    assert "rule 'virus-to-junk'" in result.stdout
+    assert "decision: rule=phishing-soft-delete action=soft_delete" in result.stdout
+
+
+def test_rules_check_names_rule_and_field(tmp_path):
+    broken = Clawback(tmp_path, '[rule "bad-regex"]\nurl = regex:(unclosed\naction = log\n')
+    result = broken.run("rules", "check", check=False)
+
+    assert result.returncode == 3
+    assert "bad-regex" in result.stderr
+    assert "url" in result.stderr
