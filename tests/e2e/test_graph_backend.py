@@ -192,7 +192,7 @@ def audit_attempts(cb, job_id):
     output = cb.run("queue", "show", str(job_id)).stdout
     rows = []
     for line in output.splitlines():
-        match = re.match(r"\s+\S+ \S+ attempt\s+(\{.*\})$", line)
+        match = re.match(r"\s+\S+ attempt\s+(\{.*\})$", line)
         if match:
             rows.append(json.loads(match.group(1)))
     return rows
@@ -286,3 +286,286 @@ def test_action_on_sample_events(name, graph, pki, tmp_path):
     one_action = (0, 0, 1) if name == "hard-delete" else (1, 0, 0)
     changed = [label for label in ACTED_ON if not (name == "move-junk" and label == "SofiaJunk")]
     assert acted == {label: one_action for label in changed}
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Faults, on one event: the mail of buchhaltung@ (line 7 of the sample) moved to junkemail
+
+FAULT_MAILBOX = "buchhaltung@contoso.example"
+FAULT_LABEL = "BuchhaltungInbox"
+MOVE_TO_JUNK = "[default]\naction = move\nfolder = junkemail\n"
+# Requests of one clean run: search, folder name of the hit, junkemail folder id, move.
+CLEAN_RUN_REQUESTS = 4
+
+
+def sample_line(number):
+    return SAMPLE_FEED.read_text().splitlines()[number - 1]
+
+
+def run_fault_case(graph, pki, tmp_path, faults, rules=MOVE_TO_JUNK, line=7, **settings):
+    """Replays one sample line with a fault script and returns (job, clawback, stderr)."""
+    graph.set_faults(faults)
+    cb = make_clawback(tmp_path, graph, pki, rules, **settings)
+    jobs, stderr = run_until_settled(cb, write_feed(tmp_path, [sample_line(line)]))
+    assert len(jobs) == 1, jobs
+    return jobs[0], cb, stderr
+
+
+def assert_audit_matches_log(graph, cb, job, mailbox=FAULT_MAILBOX):
+    """Every request the simulator logged for the mailbox has one attempt row, and no more."""
+    attempts = audit_attempts(cb, job["job"])
+    logged = graph_log(graph, mailbox)
+    assert len(attempts) == len(logged), (attempts, logged)
+    assert sorted(a["client_request_id"] for a in attempts) == \
+        sorted(e["client_request_id"] for e in logged)
+    return logged
+
+
+def test_clean_run_request_count(graph, pki, tmp_path):
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, [])
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 0
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert len(logged) == CLEAN_RUN_REQUESTS
+    assert len(token_log(graph)) == 1
+
+
+def test_throttle_burst_retried(graph, pki, tmp_path):
+    faults = [{"type": "throttle", "retry_after": 1, "count": 3, "mailbox": FAULT_MAILBOX}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 3, job
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count(429) == 3
+    assert len(logged) == CLEAN_RUN_REQUESTS + 3
+    assert graph.stats()["faults_fired"] == 3
+
+
+@pytest.mark.parametrize("status", [503, 504])
+def test_server_error_retried(status, graph, pki, tmp_path):
+    faults = [{"type": "status", "status": status, "path": "/move$"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count(status) == 1
+    assert len(logged) == 2 * CLEAN_RUN_REQUESTS
+    assert graph.stats()["messages_acted_on_more_than_once"] == []
+
+
+def test_stall_times_out_and_retries(graph, pki, tmp_path):
+    faults = [{"type": "stall", "path": "/move$"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults, timeout=2)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    attempts = audit_attempts(cb, job["job"])
+    timed_out = [a for a in attempts if a.get("result") == "temporary"]
+    assert len(timed_out) == 1, attempts
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count("stalled") == 1, logged
+    assert len(logged) == 2 * CLEAN_RUN_REQUESTS
+
+
+def test_reset_before_request_retried(graph, pki, tmp_path):
+    faults = [{"type": "reset", "when": "before", "path": "/messages\\?"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count("reset") == 1
+    assert len(logged) == 1 + CLEAN_RUN_REQUESTS
+
+
+def test_reset_after_move_counts_as_done(graph, pki, tmp_path):
+    # The move happens, but the response is lost: the next run finds the mail in junkemail.
+    faults = [{"type": "reset", "when": "after", "path": "/move$"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1
+    assert "already in place" in job["outcome"], job
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    assert graph.stats()["messages_acted_on_more_than_once"] == []
+    logged = assert_audit_matches_log(graph, cb, job)
+    # Second run: search, folder name, junkemail folder id; no second move.
+    assert len(logged) == CLEAN_RUN_REQUESTS + 3
+
+
+@pytest.mark.parametrize("body,path", [("garbage", "/messages\\?"), ("html", "/messages\\?"),
+                                       ("empty", "/move$")])
+def test_malformed_body_retried(body, path, graph, pki, tmp_path):
+    faults = [{"type": "malformed", "body": body, "path": path}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    logged = assert_audit_matches_log(graph, cb, job)
+    failed_run = 1 if path.startswith("/messages") else CLEAN_RUN_REQUESTS
+    assert len(logged) == failed_run + CLEAN_RUN_REQUESTS
+
+
+def test_expired_token_refreshed_once(graph, pki, tmp_path):
+    faults = [{"type": "expired_token", "path": "/move$"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 0
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    assert len(token_log(graph)) == 2
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count(401) == 1
+    assert len(logged) == CLEAN_RUN_REQUESTS + 1
+
+
+def test_short_token_lifetime_refreshed_once(graph, pki, tmp_path):
+    # Tokens live 2 s; a 3 s delay on the folder lookup makes the move use an expired token.
+    graph.configure(token_lifetime_s=2)
+    faults = [{"type": "delay", "ms": 3000, "path": "/mailFolders/junkemail"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "done", job
+    assert job["attempts"] == 0
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    assert len(token_log(graph)) == 2
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert [e["status"] for e in logged].count(401) == 1
+
+
+@pytest.mark.parametrize("fault,expected", [
+    ("mailbox_not_enabled", "MailboxNotEnabledForRESTAPI"),
+    ("access_denied", "Mail.ReadWrite"),
+])
+def test_permanent_error_final(fault, expected, graph, pki, tmp_path):
+    faults = [{"type": fault, "count": "always", "mailbox": FAULT_MAILBOX}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults)
+
+    assert job["state"] == "final_error", job
+    assert expected in job["error"], job
+    assert message_places(graph.state())[FAULT_LABEL] == "inbox"
+    logged = assert_audit_matches_log(graph, cb, job)
+    assert len(logged) == 1
+
+
+def test_unknown_mailbox_final(graph, pki, tmp_path):
+    event = extra_event("nobody@contoso.example", "<x.1@invoices.example.net>", "Nobody")
+    cb = make_clawback(tmp_path, graph, pki, MOVE_TO_JUNK)
+
+    jobs, _ = run_until_settled(cb, write_feed(tmp_path, [event]))
+
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["state"] == "final_error", job
+    assert "mailbox is unknown" in job["error"], job
+    assert len(graph_log(graph, "nobody@contoso.example")) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404])
+def test_permanent_delete_unavailable(status, graph, pki, tmp_path):
+    faults = [{"type": "permanent_delete_unsupported", "status": status, "count": "always",
+               "path": "/permanentDelete$"}]
+
+    job, cb, _ = run_fault_case(graph, pki, tmp_path, faults, rules="[default]\naction = hard_delete\n")
+
+    assert job["state"] == "done", job
+    assert "not purged: permanentDelete is not available" in job["outcome"], job
+    assert f"HTTP {status}" in job["outcome"], job
+    assert message_places(graph.state())[FAULT_LABEL] == "recoverableitemsdeletions"
+    logged = assert_audit_matches_log(graph, cb, job)
+    # Search, folder name, the rejected permanentDelete, the move to Recoverable Items.
+    assert [e["path"].rsplit("/", 1)[-1] for e in logged[2:]] == ["permanentDelete", "move"]
+    assert len(logged) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. No secret in any log, listing or store file
+
+def key_material(pki):
+    """The private key's PEM text and each of its base64 lines."""
+    text = (pki / "app1.key").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("-----")]
+    return [text.strip()] + lines
+
+
+def assert_no_secrets(cb, graph, stderr, secrets):
+    tokens = graph.control("GET", "tokens")["tokens"]
+    assert tokens, "the simulator issued no token"
+    listing = cb.run("jobs", "--json").stdout + cb.run("events", "--json").stdout
+    store_bytes = b"".join(path.read_bytes() for path in cb.folder.glob("clawback.db*"))
+    for secret in [*secrets, *tokens]:
+        # The signature part alone would be found even in a cut-off token.
+        parts = [secret] + ([secret.rsplit(".", 1)[-1]] if secret in tokens else [])
+        for part in parts:
+            assert part not in stderr
+            assert part not in listing
+            assert part.encode() not in store_bytes
+
+
+def test_secret_absent_from_logs_and_store(graph, pki, tmp_path):
+    graph.set_faults([{"type": "expired_token", "path": "/move$"}])
+    cb = make_clawback(tmp_path, graph, pki, MOVE_TO_JUNK, log_level="debug")
+
+    jobs, stderr = run_until_settled(cb, sample_feed_with_extras(tmp_path))
+
+    assert "level=debug" in stderr
+    # One token per replay process, plus the one fetched after the 401.
+    assert [e["status"] for e in graph_log(graph)].count(401) == 1
+    assert len(token_log(graph)) >= 2
+    assert {job["state"] for job in jobs} == {"done", "not_found"}
+    assert_no_secrets(cb, graph, stderr, [CLIENT_SECRET])
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Certificate sign-in
+
+@pytest.mark.parametrize("credential", ["pem", "pkcs12"])
+@pytest.mark.parametrize("alg", ["PS256", "RS256"])
+def test_certificate_sign_in(credential, alg, graph, pki, tmp_path):
+    cb = make_clawback(tmp_path, graph, pki, MOVE_TO_JUNK, log_level="debug",
+                       credential=credential, alg=alg)
+
+    jobs, stderr = run_until_settled(cb, write_feed(tmp_path, [sample_line(7)]))
+
+    assert [job["state"] for job in jobs] == ["done"], jobs
+    assert message_places(graph.state())[FAULT_LABEL] == "junkemail"
+    tokens = token_log(graph)
+    assert [entry["credential"] for entry in tokens] == ["assertion"]
+    assert tokens[0]["status"] == 200
+    assert_no_secrets(cb, graph, stderr, key_material(pki) + [PKCS12_PASSWORD])
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. HTTP/2
+
+def test_requests_share_http2_connections(graph, pki, tmp_path):
+    cb = make_clawback(tmp_path, graph, pki, MOVE_TO_JUNK)
+
+    jobs, _ = run_until_settled(cb, SAMPLE_FEED)
+
+    assert {job["state"] for job in jobs} == {"done"}
+    requests = graph_log(graph)
+    assert len(requests) >= 20
+    assert {entry["http_version"] for entry in requests} == {"2.0"}
+    connections = {entry["connection_id"] for entry in requests}
+    # The executor opens at most 4 connections per host (CB_EXEC_MAX_HOST_CONNECTIONS).
+    assert len(connections) <= 4, connections
+    assert graph.stats()["connections"]["http/1.1"] == 0
