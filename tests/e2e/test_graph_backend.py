@@ -6,7 +6,7 @@ backend = graph. The simulator keeps the mailboxes of tests/e2e/fixtures/graph_s
 so each test checks through /_sim/state where every mail ended up, and through /_sim/log how many
 requests were made.
 
-The executor of `replay` stops when no job is due; jobs waiting for a retry or a re-search are
+The executor of `replay` stops when no job is due. Jobs waiting for a retry or a re-search are
 run by replaying an empty file once they are due (run_until_settled).
 """
 

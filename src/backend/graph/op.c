@@ -733,7 +733,7 @@ static enum cb_op_step on_act(struct graph_op *op, const struct cb_http_response
 
 	/*
 	 * Hard delete without permanentDelete: soft-delete this hit and the rest
-	 * instead, as in a cloud known to lack it, and say so in the outcome.
+	 * instead, as in a cloud known to lack it, and record that in the outcome.
 	 * Leaving the mail in the mailbox would be worse.
 	 */
 	if (op->action.kind == CB_ACTION_HARD_DELETE && !op->soft_fallback &&
