@@ -82,7 +82,7 @@ def test_sample_feed_replayed_twice_adds_no_job(clawback):
     events = clawback.json_lines("events")
     assert len(events) == 20
     assert sum(event["status"] == "accepted" for event in events) == 5
-    assert sum(event["status"] == "duplicate" for event in events) == 6
+    assert sum(event["status"] == "duplicate" for event in events) == 7
     assert len(clawback.json_lines("jobs")) == 5
 
 
