@@ -196,12 +196,16 @@ static void stop_feeds(struct run *r)
 	r->feed_count = 0;
 }
 
-/* Loads the rules again for every feed thread; keeps the old ones when the file is invalid. */
+/*
+ * Loads the rules again for every feed thread (and once to validate them when
+ * there is no feed); keeps the old ones when the file is invalid.
+ */
 static void reload_rules(struct run *r)
 {
 	struct cb_ruleset *fresh[CB_CONFIG_MAX_FEEDS] = {NULL};
+	size_t copies = r->feed_count ? r->feed_count : 1;
 
-	for (size_t i = 0; i < r->feed_count; i++) {
+	for (size_t i = 0; i < copies; i++) {
 		fresh[i] = cb_cli_load_rules(r->cli);
 		if (!fresh[i]) {
 			cb_error("rules reload failed; the previous rules stay in force");
@@ -212,6 +216,8 @@ static void reload_rules(struct run *r)
 	}
 	for (size_t i = 0; i < r->feed_count; i++)
 		cb_rules_free(atomic_exchange(&r->feeds[i].next_rules, fresh[i]));
+	if (r->feed_count == 0)
+		cb_rules_free(fresh[0]);
 	cb_notice("rules reloaded feeds=%zu", r->feed_count);
 }
 
