@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -346,6 +347,24 @@ static int main_loop(struct run *r, int signal_fd)
 	}
 }
 
+/*
+ * Tells whether stderr is systemd's journal stream: $JOURNAL_STREAM holds the
+ * "DEVICE:INODE" of that stream, which must match stderr itself, because a
+ * child started from a service inherits the variable with another stderr.
+ */
+static int stderr_is_journal(void)
+{
+	const char *value = getenv("JOURNAL_STREAM");
+	unsigned long long device, inode;
+	struct stat st;
+
+	if (!value || sscanf(value, "%llu:%llu", &device, &inode) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == device && (unsigned long long)st.st_ino == inode;
+}
+
 static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 {
 	struct run *r = calloc(1, sizeof(*r));
@@ -366,7 +385,7 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 	}
 	r->cli = cli;
 	r->started_ms = cb_now_ms();
-	if (getenv("JOURNAL_STREAM"))
+	if (stderr_is_journal())
 		cb_log_use_journal(1);
 	if (cb_cli_load_config(cli) < 0)
 		goto out;
