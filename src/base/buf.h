@@ -1,8 +1,8 @@
 /*
- * buf.h: a growable byte buffer that knows its maximum size.
+ * buf.h: a growable byte buffer with a maximum size.
  *
- * Every buffer that collects bytes from outside (feed frames, HTTP bodies,
- * files) is a cb_buf with a named limit, so a peer can never make us grow
+ * Buffers that collect bytes from outside (HTTP bodies, replayed lines,
+ * files) are cb_bufs with a named limit, so a peer cannot make them grow
  * without bound. The data is always NUL-terminated for convenience, and the
  * terminator is not counted in len.
  */

@@ -53,7 +53,7 @@ void cb_cli_free(struct cb_cli *cli);
  */
 int cb_cli_execute_until_idle(struct cb_cli *cli);
 
-/* Parses the list filters shared by events, jobs and queue list; see LIST_FILTER_HELP. */
+/* Parses the list filters shared by events, jobs and queue list; CB_CLI_FILTER_HELP documents them. */
 int cb_cli_parse_filter(int opt, const char *arg, struct cb_filter *f, int for_jobs);
 #define CB_CLI_FILTER_OPTIONS                                                                      \
 	{"state", required_argument, NULL, 'S'}, {"recipient", required_argument, NULL, 'R'},     \

@@ -113,7 +113,14 @@ int cb_cli_parse_time(const char *s, int64_t *out_ms)
 		if (cb_parse_int64(number, 0, 100000000, &amount) < 0)
 			return -1;
 		unit = s[len - 1];
-		amount *= unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : 86400000;
+		if (unit == 's')
+			amount *= 1000;
+		else if (unit == 'm')
+			amount *= 60 * 1000;
+		else if (unit == 'h')
+			amount *= 3600 * 1000;
+		else
+			amount *= 86400 * 1000;
 		*out_ms = cb_now_ms() - amount;
 		return 0;
 	}

@@ -20,7 +20,7 @@
 #include "rules/rules.h"
 #include "store/store.h"
 
-/* Most messages in one batch transaction. */
+/* Maximum messages in one batch transaction. */
 #define CB_PIPELINE_BATCH_MAX 1000
 /* Oldest uncommitted message of a batch, in ms: the loss window after a crash. */
 #define CB_PIPELINE_BATCH_MS 100
@@ -52,8 +52,8 @@ void cb_pipeline_init(struct cb_pipeline *p, struct cb_store *store, const struc
  * the batch when it is full or old. out, when not NULL, receives the stored
  * ids and status; match, when not NULL, the rules' decision for a PZD event.
  * A malformed message is not an error here: it is stored as rejected.
- * Returns -1 only when the store fails (err says why; the batch is rolled
- * back and its messages must be submitted again).
+ * Returns -1 only when the store fails. err then contains the reason, and
+ * the batch is rolled back, so its messages must be submitted again.
  */
 int cb_pipeline_submit(struct cb_pipeline *p, const char *raw, size_t len,
 		       struct cb_ingest_result *out, struct cb_rule_match *match, struct cb_err *err);
