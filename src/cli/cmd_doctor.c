@@ -2,7 +2,7 @@
  * cmd_doctor.c: `clawback doctor`, which proves that the configuration works
  * before the daemon relies on it: settings and rules valid, store writable,
  * secret files readable, and for the Graph backend a token, the canary
- * mailbox and every destination folder the rules name. Each failure says
+ * mailbox and every destination folder the rules name. Each failure names
  * what to fix. Makes blocking requests; changes nothing in any mailbox.
  */
 #include <stdlib.h>
