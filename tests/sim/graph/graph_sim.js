@@ -202,8 +202,8 @@ class Simulator {
 		return id;
 	}
 
-	// Append to the log, a ring kept as an array with a moving head: dropping the oldest entry
-	// must not copy the whole array on every request once the log is full.
+	// Append to the log, a ring kept as an array with a moving head, so that dropping the oldest
+	// entry does not copy the whole array on every request once the log is full.
 	addLog(entry) {
 		this.log.push(entry);
 		const excess = this.log.length - this.logHead - this.settings.log_max;
@@ -232,8 +232,9 @@ class Simulator {
 	}
 }
 
-// One request log entry. Requests store the values as they come (numbers and the header strings
-// the server already made); the JSON form, with its ISO time, is built only when /_sim/log is read.
+// One request log entry. A request stores the values as they come (numbers and the header
+// strings the server already made). The JSON form, with its ISO time, is built only when
+// /_sim/log is read.
 class LogEntry {
 	constructor(seq, start, method, path, httpVersion, connectionId, streamId, headers, requestId) {
 		const authorization = headers.authorization;
@@ -274,7 +275,7 @@ class LogEntry {
 	}
 }
 
-// The first word of an Authorization header; the credential after it is never kept.
+// Return the first word of an Authorization header. The credential after it is never kept.
 function authorizationScheme(authorization) {
 	if (authorization.startsWith('Bearer '))
 		return 'Bearer';
@@ -285,7 +286,7 @@ function authorizationScheme(authorization) {
 // Request plumbing
 //
 // HTTP/2 requests arrive as core streams (the server's 'stream' event), HTTP/1.1 requests through
-// the compatibility API ('request'). Both become a RequestContext; writeResponse() and
+// the compatibility API ('request'). Both become a RequestContext, and writeResponse() and
 // resetConnection() are the only functions that tell the two apart.
 
 const NO_BODY = Buffer.alloc(0);
@@ -303,6 +304,7 @@ class RequestContext {
 		this.req = req;			// HTTP/1.1 request and response, or null
 		this.res = res;
 		this.start = Date.now();
+
 		const q = target.indexOf('?');
 		this.pathname = q < 0 ? target : target.slice(0, q);
 		this.rawQuery = q < 0 ? '' : target.slice(q + 1);
@@ -313,6 +315,8 @@ class RequestContext {
 		this.isGraph = this.pathname.startsWith('/v1.0/') || this.pathname.startsWith('/beta/');
 		this.isToken = !this.isGraph && !this.isControl;
 		this.immutable = wantsImmutableIds(headers.prefer);
+
+		// Filled in while the request is processed.
 		this.entry = null;
 		this.body = NO_BODY;
 		this.done = false;
@@ -480,7 +484,7 @@ function fire(ctx) {
 }
 
 // Responses waiting for their delay. With one latency setting, due times arrive in increasing
-// order, so a FIFO with a single timer replaces one timer per request; a delay that would put a
+// order, so a FIFO with a single timer replaces one timer per request. A delay that would put a
 // response before the queue's last one (a fault delay, a lowered latency) gets its own timer.
 class DelayQueue {
 	constructor() {
@@ -612,8 +616,8 @@ function applyFault(fault, ctx) {
 // ---------------------------------------------------------------------------------------------
 // Graph API
 
-// The Prefer header of the previous request and its answer: clients send the same value on
-// every request, and the regular expression showed up in profiles.
+// The Prefer header of the previous request and whether it asks for immutable ids. Clients send
+// the same value on every request, and the regular expression showed up in profiles.
 let lastPrefer = null;
 let lastPreferImmutable = false;
 
@@ -657,9 +661,9 @@ const MESSAGE_RENDERERS = {
 };
 const MESSAGE_RENDERER_NAMES = Object.keys(MESSAGE_RENDERERS);
 
-// Render a message with every property, or with @odata.etag, id and the selected ones.
-function renderMessage(ctx, mailbox, message, select) {
-	const out = {};
+// Render a message with every property, or with @odata.etag, id and the selected ones, into out
+// (a new object by default).
+function renderMessage(ctx, mailbox, message, select, out = {}) {
 	const names = select ? ['@odata.etag', 'id', ...select] : MESSAGE_RENDERER_NAMES;
 	for (const name of names) {
 		const render = MESSAGE_RENDERERS[name];
@@ -843,10 +847,10 @@ function moveMessage(ctx, mailbox, message) {
 	const destination = lookupFolder(mailbox, body.destinationId);
 	mailbox.moveMessage(message, destination);
 	ctx.sim.recordAction(mailbox, message, 'moves');
-	return { status: 201, body: {
+	const rendered = {
 		'@odata.context': `${ctx.base}/v1.0/$metadata#users('${encodeURIComponent(ctx.mailboxSegment)}')/messages/$entity`,
-		...renderMessage(ctx, mailbox, message, null),
-	} };
+	};
+	return { status: 201, body: renderMessage(ctx, mailbox, message, null, rendered) };
 }
 
 // DELETE moves to Deleted Items, or to Recoverable Items\Deletions when the message is already
@@ -954,7 +958,10 @@ function decodeSegments(pathname) {
 	if (pathname.indexOf('%') < 0)
 		return segments;
 	try {
-		return segments.map(decodeURIComponent);
+		for (let i = 0; i < segments.length; i++)
+			if (segments[i].indexOf('%') >= 0)
+				segments[i] = decodeURIComponent(segments[i]);
+		return segments;
 	} catch (e) {
 		throw new GraphError(400, 'BadRequest', 'Invalid URL: the path is not valid percent-encoded UTF-8.');
 	}
@@ -1061,8 +1068,11 @@ function snapshotState(sim, params) {
 
 function statsJson(sim) {
 	const messages = [...sim.messageStats.values()];
+	const cpu = process.cpuUsage();
 	return {
 		...sim.stats,
+		cpu_user_s: cpu.user / 1e6,
+		cpu_system_s: cpu.system / 1e6,
 		mailboxes: Object.fromEntries(sim.mailboxStats),
 		messages,
 		messages_acted_on_more_than_once: messages.filter((m) => m.moves + m.deletes + m.permanent_deletes > 1),
@@ -1266,15 +1276,16 @@ function main() {
 			fail(`cannot load fixture ${options.fixture}: ${e.message}`);
 		}
 	}
+
 	const server = http2.createSecureServer({
 		cert: fs.readFileSync(options.cert),
 		key: fs.readFileSync(options.key),
 		allowHTTP1: true,
 		settings: { maxConcurrentStreams: options.settings.max_concurrent_streams },
 	});
-	// Adding a 'request' listener makes Node route HTTP/2 streams through its compatibility
-	// objects too; HTTP/2 is served from the cheaper 'stream' event, so that route is removed
-	// and 'request' then sees HTTP/1.1 requests only (Node 20 behaviour).
+	// Adding a 'request' listener makes Node 20 route HTTP/2 streams through its compatibility
+	// objects too. HTTP/2 is served from the cheaper 'stream' event, so that route is removed and
+	// 'request' then receives HTTP/1.1 requests only.
 	server.on('request', (req, res) => {
 		try {
 			onHttp1Request(sim, req, res);
@@ -1293,6 +1304,7 @@ function main() {
 	server.on('sessionError', () => {});
 	server.on('tlsClientError', () => {});
 	server.on('error', (err) => fail(`server error: ${err.message}`));
+
 	server.listen(options.port, options.host, () => {
 		process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 	});

@@ -67,8 +67,8 @@ class Limiter {
 		return entry;
 	}
 
-	// Admit a request or reject it. Returns the LimitSlot ({ok: true}), which the caller hands to
-	// release() once the request is answered, or {ok: false, kind, retryAfter}.
+	// Admit a request or reject it. Returns the LimitSlot ({ok: true}), which the caller passes
+	// to release() once the response is sent, or {ok: false, kind, retryAfter}.
 	admit(appId, mailbox) {
 		const s = this.settings;
 		const entry = this.entry(appId, mailbox);
