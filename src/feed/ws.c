@@ -3,6 +3,8 @@
  * TCP, proxy and TLS, our own upgrade request, and wslay's frame layer for
  * framing. Message assembly, limits, UTF-8 checks and control frames are
  * here. Runs in the feed thread; every byte read is untrusted.
+ * cb_ws_open_memory() (ws_internal.h, for tests and fuzzing) runs the same
+ * reader over a byte buffer through its own wslay send and recv callbacks.
  */
 #include "feed/ws.h"
 
@@ -21,6 +23,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "feed/utf8.h"
+#include "feed/ws_internal.h"
 
 /* Bytes read from the socket in one cb_ws_read() call before it returns CB_WS_MORE. */
 #define WS_READ_BUDGET (1024 * 1024)
@@ -743,5 +746,91 @@ int cb_ws_connect(const struct cb_ws_options *opt, struct cb_ws **out, struct cb
 		return -1;
 	}
 	*out = ws;
+	return 0;
+}
+
+/* ---- in-memory connections (ws_internal.h) ---- */
+
+/*
+ * A connection over a byte buffer. struct cb_ws comes first, so the pointer
+ * handed out is the allocation and cb_ws_free() releases it unchanged.
+ */
+struct ws_memory {
+	struct cb_ws ws;
+	const uint8_t *data;
+	size_t len;
+	size_t off;
+	size_t chunk;
+	int starved; /* the last read returned bytes: the next one "would block" */
+};
+
+/* Serves the buffer with the recv_state values ws_recv_cb sets for a socket. */
+static ssize_t ws_memory_recv_cb(uint8_t *buf, size_t len, int flags, void *user)
+{
+	struct ws_memory *m = user;
+	size_t n = m->len - m->off;
+
+	(void)flags;
+	if (m->starved) {
+		m->starved = 0;
+		m->ws.recv_state = WS_RECV_AGAIN;
+		return -1;
+	}
+	if (n == 0) {
+		m->ws.recv_state = WS_RECV_EOF;
+		return -1;
+	}
+	if (m->ws.read_budget == 0) {
+		m->ws.recv_state = WS_RECV_BUDGET;
+		return -1;
+	}
+	if (n > len)
+		n = len;
+	if (m->chunk && n > m->chunk)
+		n = m->chunk;
+	if (n > m->ws.read_budget)
+		n = m->ws.read_budget;
+	memcpy(buf, m->data + m->off, n);
+	m->off += n;
+	m->ws.read_budget -= n;
+	m->starved = 1;
+	m->ws.recv_state = WS_RECV_DATA;
+	return (ssize_t)n;
+}
+
+/* Drops an encoded frame; ws->out stays empty, so cb_ws_flush() never reaches curl. */
+static ssize_t ws_memory_send_cb(const uint8_t *data, size_t len, int flags, void *user)
+{
+	(void)data;
+	(void)flags;
+	(void)user;
+	return (ssize_t)len;
+}
+
+int cb_ws_open_memory(const uint8_t *data, size_t len, size_t chunk, size_t max_message, struct cb_ws **out,
+		      struct cb_err *err)
+{
+	struct wslay_frame_callbacks callbacks = { ws_memory_send_cb, ws_memory_recv_cb, ws_genmask_cb };
+	struct ws_memory *m;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return cb_err_set(err, "out of memory for an in-memory WebSocket connection");
+	m->data = data;
+	m->len = len;
+	m->chunk = chunk;
+
+	/* The same initial state as cb_ws_connect() leaves after the upgrade. */
+	m->ws.max_message = max_message ? max_message : CB_WS_DEFAULT_MAX_MESSAGE;
+	m->ws.fd = CURL_SOCKET_BAD;
+	cb_buf_init(&m->ws.out, CB_WS_MAX_OUTPUT);
+	cb_buf_init(&m->ws.msg, m->ws.max_message);
+	m->ws.close_code = WSLAY_CODE_ABNORMAL_CLOSURE;
+	if (wslay_frame_context_init(&m->ws.frame, &callbacks, m) != 0) {
+		cb_ws_free(&m->ws);
+		return cb_err_set(err, "out of memory for an in-memory WebSocket connection");
+	}
+	*out = &m->ws;
 	return 0;
 }
