@@ -1,11 +1,13 @@
 /*
  * limiter.c: the per-key limits of limiter.h.
  *
- * Each key with waiting requests sits in at most one list: `ready` (its head
- * request may start now), `timed` (held until ready_at by a back-off
- * deadline or the rate window) or none (held by its concurrency limit, and
- * placed again when one of its requests ends). The global cap is checked
- * before the ready list is served, so keys stay ready while it is reached.
+ * Each key with waiting requests sits in at most one list: `ready_continue`
+ * or `ready` (its head request may start now, and continues an operation or
+ * starts one), `timed` (held until ready_at by a back-off deadline or the
+ * rate window) or none (held by its concurrency limit, and placed again when
+ * one of its requests ends). `ready_continue` is served before `ready`. The
+ * global cap is checked before the ready lists are served, so keys stay ready
+ * while it is reached.
  */
 #include "executor/limiter.h"
 
@@ -20,6 +22,7 @@
 enum key_list {
 	LIST_NONE = 0,
 	LIST_READY,
+	LIST_READY_CONTINUE,
 	LIST_TIMED,
 };
 
@@ -58,6 +61,7 @@ struct cb_limiter {
 	int64_t window_ms; /* window plus slack */
 	struct cb_keytab keys;
 	struct key_list_head ready;
+	struct key_list_head ready_continue;
 	struct key_list_head timed;
 	size_t in_flight;
 	size_t waiting;
@@ -111,7 +115,11 @@ void cb_limiter_free(struct cb_limiter *l)
 
 static struct key_list_head *list_of(struct cb_limiter *l, enum key_list which)
 {
-	return which == LIST_READY ? &l->ready : &l->timed;
+	if (which == LIST_READY)
+		return &l->ready;
+	if (which == LIST_READY_CONTINUE)
+		return &l->ready_continue;
+	return &l->timed;
 }
 
 static void detach(struct cb_limiter *l, struct cb_limit_key *k)
@@ -228,7 +236,7 @@ static void place(struct cb_limiter *l, struct cb_limit_key *k, int64_t now_ms)
 	if (k->waiting == 0)
 		return;
 	if (check_key(l, k, now_ms, &at) == 0) {
-		append(l, k, LIST_READY);
+		append(l, k, k->head->continues ? LIST_READY_CONTINUE : LIST_READY);
 	} else if (at >= 0) {
 		k->ready_at = at;
 		append(l, k, LIST_TIMED);
@@ -356,11 +364,13 @@ struct cb_limit_waiter *cb_limiter_next(struct cb_limiter *l, int64_t now_ms,
 		return NULL;
 	wake_timed(l, now_ms);
 
-	while (l->ready.first) {
-		struct cb_limit_key *k = l->ready.first;
+	for (;;) {
+		struct cb_limit_key *k = l->ready_continue.first ? l->ready_continue.first : l->ready.first;
 		struct cb_limit_waiter *w;
 		int64_t at;
 
+		if (!k)
+			break;
 		if (check_key(l, k, now_ms, &at) != 0) {
 			place(l, k, now_ms);
 			continue;
@@ -406,7 +416,8 @@ int64_t cb_limiter_next_ready_ms(struct cb_limiter *l, int64_t now_ms)
 {
 	int64_t earliest = -1;
 
-	if (l->ready.first && (int64_t)l->in_flight < l->limits.global_concurrency)
+	if ((l->ready.first || l->ready_continue.first) &&
+	    (int64_t)l->in_flight < l->limits.global_concurrency)
 		return now_ms;
 	for (struct cb_limit_key *k = l->timed.first; k; k = k->next) {
 		int64_t at = k->ready_at > now_ms ? k->ready_at : now_ms;

@@ -18,7 +18,10 @@
  *
  * A request that cannot start waits in its key's FIFO queue. Keys whose head
  * request could start are served round-robin, one request per turn, so one
- * busy key never holds back the others.
+ * busy key never holds back the others. Keys whose head request continues an
+ * operation (cb_limit_waiter.continues) go first: started jobs finish before
+ * new ones start, instead of every claimed job making its first request before
+ * any makes its second.
  *
  * Known limit: start times are ours, counted when the request is handed to
  * curl; the server counts arrivals. The slack covers arrival jitter of up to
@@ -51,6 +54,12 @@ struct cb_limits {
 /* A request waiting for its turn, embedded in the caller's request structure. */
 struct cb_limit_waiter {
 	struct cb_limit_waiter *next;
+	/*
+	 * Set by the caller before cb_limiter_enqueue(): the request continues an
+	 * operation that has already made requests. Keys whose head request
+	 * continues one are served before keys whose head request starts one.
+	 */
+	int continues;
 };
 
 struct cb_limit_key;

@@ -177,7 +177,7 @@ static void limiter_concurrency_per_key(void **state)
 	struct cb_limiter *l = limiter_with(4, 0, 0, 100);
 	struct cb_limit_key *a = ref_key(l, "graph:app:a");
 	struct cb_limit_key *got = NULL;
-	struct req reqs[10];
+	struct req reqs[10] = {0};
 	int started = 0;
 
 	(void)state;
@@ -211,7 +211,7 @@ static void limiter_ews_keys_use_server_limit(void **state)
 	struct cb_limiter *l = limiter_with(4, 3, 1000, 100);
 	struct cb_limit_key *e = ref_key(l, "ews:mail.example.com");
 	struct cb_limit_key *got = NULL;
-	struct req reqs[6];
+	struct req reqs[6] = {0};
 	int started = 0;
 
 	(void)state;
@@ -237,7 +237,7 @@ static void limiter_window_rate(void **state)
 	struct cb_limiter *l = limiter_with(100, 5, window, 100);
 	struct cb_limit_key *a = ref_key(l, "graph:app:a");
 	struct cb_limit_key *got = NULL;
-	struct req reqs[12];
+	struct req reqs[12] = {0};
 	int64_t starts[12];
 	int n = 0;
 
@@ -276,7 +276,7 @@ static void limiter_window_reports_next_ready(void **state)
 	struct cb_limiter *l = limiter_with(100, 2, 1000, 100);
 	struct cb_limit_key *a = ref_key(l, "graph:app:a");
 	struct cb_limit_key *got = NULL;
-	struct req reqs[3];
+	struct req reqs[3] = {0};
 
 	(void)state;
 	for (int i = 0; i < 3; i++)
@@ -300,7 +300,7 @@ static void limiter_fifo_per_key(void **state)
 	struct cb_limit_key *a = ref_key(l, "graph:app:a");
 	struct cb_limit_key *got = NULL;
 	struct cb_limit_waiter *w;
-	struct req reqs[20];
+	struct req reqs[20] = {0};
 
 	(void)state;
 	for (int i = 0; i < 20; i++) {
@@ -323,7 +323,7 @@ static void limiter_round_robin_fairness(void **state)
 	struct cb_limiter *l = limiter_with(100, 0, 0, 1);
 	struct cb_limit_key *keys[3];
 	struct cb_limit_key *got = NULL;
-	struct req reqs[3][50];
+	struct req reqs[3][50] = {0};
 	int order[30];
 
 	(void)state;
@@ -369,7 +369,7 @@ static void limiter_global_cap(void **state)
 	struct cb_limiter *l = limiter_with(4, 0, 0, 6);
 	struct cb_limit_key *keys[4];
 	struct cb_limit_key *got = NULL;
-	struct req reqs[4][4];
+	struct req reqs[4][4] = {0};
 	int started = 0;
 
 	(void)state;
@@ -450,7 +450,7 @@ static void limiter_cancel_waiter(void **state)
 	struct cb_limit_key *a = ref_key(l, "graph:app:a");
 	struct cb_limit_key *got = NULL;
 	struct cb_limiter_counts counts;
-	struct req reqs[3];
+	struct req reqs[3] = {0};
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
@@ -471,6 +471,50 @@ static void limiter_cancel_waiter(void **state)
 	assert_int_equal(req_of(cb_limiter_next(l, 1, &got))->seq, 1);
 	cb_limiter_release(l, a, 1);
 	cb_limiter_unref(l, a);
+	cb_limiter_free(l);
+}
+
+/* A key whose next request continues a started operation is served before keys starting one. */
+static void limiter_continuations_first(void **state)
+{
+	struct cb_limiter *l = limiter_with(4, 0, 0, 1);
+	struct cb_limit_key *keys[4];
+	struct cb_limit_key *got = NULL;
+	struct cb_limit_waiter *w;
+	struct req first[4] = {0};
+	struct req next = {.key = 0, .seq = 100};
+
+	(void)state;
+	keys[0] = ref_key(l, "graph:app:a");
+	keys[1] = ref_key(l, "graph:app:b");
+	keys[2] = ref_key(l, "graph:app:c");
+	keys[3] = ref_key(l, "graph:app:d");
+	for (int i = 0; i < 4; i++) {
+		first[i].key = i;
+		first[i].seq = i;
+		cb_limiter_enqueue(l, keys[i], &first[i].w, 0);
+	}
+
+	/* Key a's first request runs; its follow-up arrives after the first requests of b, c and d. */
+	w = cb_limiter_next(l, 0, &got);
+	assert_int_equal(req_of(w)->seq, 0);
+	next.w.continues = 1;
+	cb_limiter_enqueue(l, keys[0], &next.w, 1);
+	cb_limiter_release(l, got, 1);
+
+	w = cb_limiter_next(l, 1, &got);
+	assert_non_null(w);
+	assert_int_equal(req_of(w)->seq, 100);
+	cb_limiter_release(l, got, 2);
+	for (int i = 1; i < 4; i++) {
+		w = cb_limiter_next(l, 2, &got);
+		assert_non_null(w);
+		assert_int_equal(req_of(w)->seq, i);
+		cb_limiter_release(l, got, 2);
+	}
+	assert_null(cb_limiter_next(l, 2, &got));
+	for (int i = 0; i < 4; i++)
+		cb_limiter_unref(l, keys[i]);
 	cb_limiter_free(l);
 }
 
@@ -580,6 +624,7 @@ int main(void)
 		cmocka_unit_test(limiter_global_cap),
 		cmocka_unit_test(limiter_block_holds_one_key),
 		cmocka_unit_test(limiter_cancel_waiter),
+		cmocka_unit_test(limiter_continuations_first),
 		cmocka_unit_test(limiter_gc_keeps_window_state),
 		cmocka_unit_test(limiter_many_keys_burst),
 	};
