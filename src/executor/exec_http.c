@@ -165,16 +165,54 @@ static int ensure_client_request_id(struct cb_executor *ex, struct cb_http_reque
 	return 0;
 }
 
-static void set_method(CURL *easy, const struct cb_http_request *req)
+static size_t read_body(char *out, size_t size, size_t count, void *ctx)
 {
+	struct exec_job *ej = ctx;
+	size_t left = ej->req.body_len - ej->body_offset;
+	size_t n = size * count < left ? size * count : left;
+
+	if (n > 0)
+		memcpy(out, ej->req.body + ej->body_offset, n);
+	ej->body_offset += n;
+	return n;
+}
+
+static int refuse_rewind(void *ctx, curl_off_t offset, int origin)
+{
+	(void)ctx;
+	(void)offset;
+	(void)origin;
+	return CURL_SEEKFUNC_CANTSEEK;
+}
+
+/*
+ * Sets the method and body. A request with a body is read through a callback
+ * that cannot rewind: libcurl sends a request again on a fresh connection
+ * when a reused connection dies before any response byte arrives (the server
+ * may have acted on it all the same), and it must rewind the body to do so.
+ * Refusing makes the transfer fail with CURLE_SEND_FAIL_REWIND, a temporary
+ * error, and the job's next run searches before it acts. So a move is never
+ * sent twice behind our back.
+ * NOTE: a request without a body (DELETE, an empty POST) needs no rewind, so
+ * libcurl may still resend it; and a backend that needs multi-pass
+ * authentication for a body (NTLM after a first 401) must send that
+ * handshake without the body.
+ */
+static void set_method(CURL *easy, struct exec_job *ej)
+{
+	const struct cb_http_request *req = &ej->req;
 	const char *method = req->method ? req->method : "GET";
 
 	if (strcmp(method, "GET") == 0 && !req->body) {
 		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 		return;
 	}
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	ej->body_offset = 0;
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_body);
+	curl_easy_setopt(easy, CURLOPT_READDATA, ej);
+	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, refuse_rewind);
 	if (strcmp(method, "POST") != 0)
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
 }
@@ -210,7 +248,7 @@ static CURL *make_easy(struct cb_executor *ex, struct exec_job *ej)
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, resp->curl_error);
-	set_method(easy, req);
+	set_method(easy, ej);
 
 	/* The backend's TLS, CA file and proxy settings come last and may tighten the above. */
 	if (ex->backend->configure_easy)
@@ -232,6 +270,8 @@ static void queue_built_request(struct cb_executor *ex, struct exec_job *ej);
 
 static void exec_request_queue(struct cb_executor *ex, struct exec_job *ej)
 {
+	/* A started job's next request goes first, so claimed jobs finish one by one. */
+	ej->waiter.continues = ej->requests > 1;
 	ej->waiting = 1;
 	cb_limiter_enqueue(ex->limiter, ej->key, &ej->waiter, cb_mono_ms());
 	stats_add(&ex->stats.waiting_requests, 1);

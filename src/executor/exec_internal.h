@@ -23,6 +23,7 @@ struct exec_job {
 	int waiting;  /* the current request is queued in the limiter */
 	CURL *easy;   /* the current request is in flight */
 	struct cb_http_request req;
+	size_t body_offset; /* bytes of req.body handed to curl so far */
 	struct cb_http_response resp;
 	int64_t started_mono;
 	int requests;              /* requests made by this run */
