@@ -96,7 +96,7 @@ def write_events(path, mail):
     return path
 
 
-def graph_settings(sim, ca_dir, folder, executor_settings=""):
+def graph_settings(sim, ca_dir, folder, executor_settings="", graph_extra=""):
     secret = folder / "graph-secret"
     secret.write_text(CLIENT_SECRET + "\n")
     os.chmod(secret, 0o600)
@@ -107,7 +107,7 @@ def graph_settings(sim, ca_dir, folder, executor_settings=""):
         f"client_secret_file = {secret}\n"
         f"authority_url = {sim.url}\n"
         f"graph_url = {sim.url}\n"
-        f"ca_file = {ca_dir / 'ca.pem'}\n"
+        f"ca_file = {ca_dir / 'ca.pem'}\n" + graph_extra +
         "\n[executor]\n" + executor_settings
     )
 
@@ -124,7 +124,8 @@ class Daemon:
         )
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text()[-6000:]
 
     def wait_for(self, condition, what, timeout=WAIT_SECONDS):
@@ -152,13 +153,14 @@ class Daemon:
 class Setup:
     """A Graph simulator with a fixture and a clawback installation pointed at it."""
 
-    def __init__(self, folder, ca_dir, mail, executor_settings="", sim_args=(), log_level="warning"):
+    def __init__(self, folder, ca_dir, mail, executor_settings="", sim_args=(), log_level="warning",
+                 extra_settings=""):
         self.folder = pathlib.Path(folder)
         self.mail = mail
         self.sim = GraphSim(ca_dir, graph_fixture(mail), args=sim_args)
         self.clawback = Clawback(folder, RULES, backend="graph",
                                  extra_settings=graph_settings(self.sim, ca_dir, self.folder,
-                                                               executor_settings))
+                                                               executor_settings) + extra_settings)
         if log_level != "warning":
             text = self.clawback.config.read_text().replace("log_level = warning",
                                                             f"log_level = {log_level}")
@@ -404,3 +406,149 @@ def test_retry_requeue_and_final_error(tmp_path, ca):
         failed = [e for e in mailbox_requests(log, address) if e["status"] == 500]
         assert len(failed) == 3, address
     assert len([e for e in mailbox_requests(log, flaky) if e["status"] == 503]) == 2
+
+
+def done_transitions(store):
+    """Returns {job id: number of audit rows that moved it to done}."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT job_id, count(*) FROM audit WHERE kind = 'transition' "
+                          "AND to_state = 'done' GROUP BY job_id").fetchall()
+    return dict(rows)
+
+
+def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
+    total = 5000
+    kills_wanted = 20
+    mail = {mailbox_address(f"user{n:05d}"): [message_id(n, 0)] for n in range(total)}
+    setup = Setup(tmp_path, ca, mail, sim_args=("--latency-ms", "5"))
+    setup.store_events()
+    store = setup.clawback.store
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+
+    kills = []
+    try:
+        while len(kills) < kills_wanted:
+            daemon = Daemon(setup.clawback)
+            time.sleep(rng.uniform(0.1, 0.6))
+            assert daemon.process.poll() is None, daemon.log_text()
+            daemon.kill()
+            kills.append(job_states(store).get("done", 0))
+            if kills[-1] == total:
+                break
+        daemon = Daemon(setup.clawback)
+        daemon.wait_for(lambda: all_finished(store, total), "every job finished")
+        assert daemon.stop() == 0, daemon.log_text()
+        stats = setup.sim.stats()
+        log = setup.sim.log()
+        # Kept next to the store for a post-mortem when a check below fails.
+        (tmp_path / "sim-log.json").write_text(json.dumps(log))
+        assert_all_in_junk(setup.sim, mail)
+    finally:
+        setup.stop()
+
+    context = f"(random seed {seed}, done jobs after each kill: {kills})"
+    assert len(kills) == kills_wanted and kills[-1] < total, f"the campaign ended before {kills_wanted} kills {context}"
+    assert kills[0] < kills[-1], f"no job finished between the kills {context}"
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert job_states(store) == {"done": total}, context
+    finished = done_transitions(store)
+    assert len(finished) == total
+    assert set(finished.values()) == {1}, context
+
+    assert stats["messages_acted_on_more_than_once"] == [], context
+    assert all(stats["mailboxes"][address]["moves"] == 1 for address in mail), context
+    moves = moves_per_message(log)
+    assert len(moves) == total and set(moves.values()) == {1}, context
+    assert stats["throttled"] == {"mailbox_concurrency": 0, "mailbox_rate": 0, "global_rate": 0}
+
+
+def may_have_acted(store, address):
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+        return db.execute("SELECT may_have_acted FROM jobs WHERE mailbox = ?", (address,)).fetchone()[0]
+
+
+def test_sigterm_stops_within_timeout_and_restart_finishes(tmp_path, ca):
+    total = 2000
+    stuck = mailbox_address("user00000")
+    mail = {mailbox_address(f"user{n:05d}"): [message_id(n, 0)] for n in range(total)}
+    # The request timeout (120 s) is far above the stop timeout (2 s): a daemon that waited for
+    # the stalled request instead of giving up at the stop timeout would not exit in time.
+    setup = Setup(tmp_path, ca, mail, executor_settings="stop_timeout_seconds = 2\n",
+                  sim_args=("--latency-ms", "20"))
+    with open(setup.clawback.config) as config:
+        text = config.read()
+    setup.clawback.config.write_text(text.replace("[executor]\n", "timeout_seconds = 120\n\n[executor]\n"))
+    setup.sim.set_faults([{"type": "stall", "mailbox": stuck, "path": "/move$"}])
+    setup.store_events()
+    store = setup.clawback.store
+    daemon = Daemon(setup.clawback)
+    try:
+        daemon.wait_for(lambda: any(e.get("fault") == "stall" for e in setup.sim.log()),
+                        "the stalled move request")
+        daemon.process.send_signal(signal.SIGTERM)
+        returncode = daemon.process.wait(timeout=30)
+        daemon.log.close()
+        assert returncode == 0, daemon.log_text()
+        stopped = job_states(store)
+        assert "running" not in stopped, stopped
+        assert set(stopped) <= {"done", "queued", "retry_wait"}, stopped
+        assert stopped.get("done", 0) < total, "the campaign finished before the stop"
+        assert state_of(setup.clawback, stuck) == "retry_wait"
+        assert may_have_acted(store, stuck) == 1
+
+        daemon = Daemon(setup.clawback)
+        daemon.wait_for(lambda: all_finished(store, total), "every job finished after the restart")
+        assert daemon.stop() == 0, daemon.log_text()
+        stats = setup.sim.stats()
+        assert_all_in_junk(setup.sim, mail)
+    finally:
+        setup.stop()
+
+    assert job_states(store) == {"done": total}
+    assert stats["messages_acted_on_more_than_once"] == []
+    assert stats["mailboxes"][stuck]["moves"] == 1
+
+
+def test_pause_file_holds_jobs_while_feed_stores_events(tmp_path, ca):
+    mail = {mailbox_address(f"paused{n}"): [message_id(n, 0)] for n in range(20)}
+    feed_folder = tmp_path / "feed"
+    feed_folder.mkdir()
+    setup = Setup(tmp_path, ca, mail)
+    feed = harness.FeedSim(feed_folder, ca, events=setup.events)
+    token = tmp_path / "feed-token"
+    token.write_text(feed.token + "\n")
+    os.chmod(token, 0o600)
+    with open(setup.clawback.config, "a") as config:
+        config.write(f'\n[feed "main"]\nurl = {feed.url}\nchannel = {feed.channel}\n'
+                     f"token_file = {token}\nca_file = {ca / 'ca.pem'}\n")
+    store = setup.clawback.store
+    pause_file = pathlib.Path(f"{store}.paused")
+    status_file = pathlib.Path(f"{store}.status.json")
+    pause_file.touch()
+    daemon = Daemon(setup.clawback)
+    try:
+        daemon.wait_for(lambda: job_states(store).get("queued", 0) == len(mail), "every event stored")
+
+        def status():
+            try:
+                return json.loads(status_file.read_text())
+            except (OSError, ValueError):
+                return {}
+
+        # Two status updates after the last event was stored: the executor had time to claim.
+        first = status().get("updated_ms", 0)
+        daemon.wait_for(lambda: status().get("updated_ms", 0) > first + 1000, "two status updates")
+        assert status()["paused"] is True
+        assert job_states(store) == {"queued": len(mail)}
+        assert [e for e in setup.sim.log() if e.get("mailbox")] == []
+
+        pause_file.unlink()
+        daemon.wait_for(lambda: all_finished(store, len(mail)), "every job finished after resume")
+        assert daemon.stop() == 0, daemon.log_text()
+        assert_all_in_junk(setup.sim, mail)
+    finally:
+        feed.stop()
+        setup.stop()
+    assert job_states(store) == {"done": len(mail)}
