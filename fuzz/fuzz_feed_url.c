@@ -9,6 +9,7 @@
  * bytes as the feed thread does and into a small one, so that truncation is
  * reached. The harness aborts when a success leaves an unterminated result,
  * one that does not start with the url, or one without "channel=".
+ * A composed URL then goes to cb_ws_parse_url, as cb_ws_connect does with it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #include "base/err.h"
 #include "feed/feed.h"
+#include "feed/ws.h"
 
 /* Size of the small output buffer: shorter than most real URLs. */
 #define FUZZ_SMALL_OUT 48
@@ -24,6 +26,8 @@
 static char input[2 * CB_FEED_MAX_URL + 2];
 static char out[CB_FEED_MAX_URL];
 static char small_out[FUZZ_SMALL_OUT];
+
+static struct cb_ws_url parts;
 
 static void compose(const char *url, const char *channel, char *dst, size_t size)
 {
@@ -39,6 +43,10 @@ static void compose(const char *url, const char *channel, char *dst, size_t size
 	if (!memchr(dst, '\0', size))
 		abort();
 	if (strncmp(dst, url, strlen(url)) != 0 || !strstr(dst, "channel="))
+		abort();
+
+	err.msg[0] = '\0';
+	if (cb_ws_parse_url(dst, &parts, &err) < 0 && !err.msg[0])
 		abort();
 }
 
