@@ -18,9 +18,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT store_op",
-	[ST_RELEASE] = "RELEASE store_op",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO store_op",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 	[ST_DEDUP_LOOKUP] = "SELECT id FROM events WHERE dedup_key = ?1 AND status = 'accepted'",
 	[ST_EVENT_INSERT] =
@@ -190,22 +187,22 @@ static int run(struct cb_store *store, enum store_stmt which, struct cb_err *err
 
 int store_op_begin(struct cb_store *store, struct cb_err *err)
 {
-	if (store->in_batch && getenv("NOSP"))
+	if (store->in_batch && store->batch_failed)
+		return cb_err_set(err, "an earlier write in this batch failed; roll the batch back "
+				       "(store %s)", store->path);
+	if (store->in_batch) {
+		store->op_changes = sqlite3_total_changes64(store->db);
 		return 0;
-	if (store->in_batch)
-		return run(store, ST_SAVEPOINT, err, "cannot start a savepoint");
+	}
 	return run(store, ST_BEGIN, err, "cannot start a transaction");
 }
 
 int store_op_end(struct cb_store *store, int rc, struct cb_err *err)
 {
-	if (store->in_batch && getenv("NOSP"))
-		return rc;
 	if (store->in_batch) {
-		if (rc < 0)
-			run(store, ST_ROLLBACK_TO, NULL, "");
-		if (run(store, ST_RELEASE, rc < 0 ? NULL : err, "cannot release a savepoint") < 0)
-			return -1;
+		/* A failure after the first write leaves the batch half-written: it can only be rolled back. */
+		if (rc < 0 && sqlite3_total_changes64(store->db) != store->op_changes)
+			store->batch_failed = 1;
 		return rc;
 	}
 	if (rc < 0) {
@@ -290,6 +287,11 @@ int cb_store_commit(struct cb_store *store, struct cb_err *err)
 {
 	if (!store->in_batch)
 		return cb_err_set(err, "no transaction is open on store %s", store->path);
+	if (store->batch_failed) {
+		cb_store_rollback(store);
+		return cb_err_set(err, "an earlier write in this batch failed, so the batch was rolled "
+				       "back instead of committed (store %s)", store->path);
+	}
 	store->in_batch = 0;
 	if (run(store, ST_COMMIT, err, "cannot commit") < 0) {
 		if (!sqlite3_get_autocommit(store->db))
@@ -304,6 +306,7 @@ int cb_store_rollback(struct cb_store *store)
 	if (!store->in_batch)
 		return 0;
 	store->in_batch = 0;
+	store->batch_failed = 0;
 	if (sqlite3_get_autocommit(store->db))
 		return 0;
 	return run(store, ST_ROLLBACK, NULL, "");

@@ -148,9 +148,12 @@ void cb_store_close(struct cb_store *store);
 
 /*
  * Groups several writes in one transaction (used for batches); nesting is
- * not supported. Inside it, each store call runs in a savepoint, so a call
- * that fails leaves nothing half-written and the batch can go on. The
- * transaction is BEGIN IMMEDIATE: it takes the write lock at once.
+ * not supported. The transaction is BEGIN IMMEDIATE: it takes the write lock
+ * at once. A call inside the batch that fails before writing (invalid
+ * arguments, a job in another state) leaves the batch usable. A call that
+ * fails after writing a row (an SQLite error such as a full disk) marks the
+ * batch failed: later calls in it fail, and cb_store_commit() rolls the whole
+ * batch back and returns -1, so nothing half-written is ever committed.
  */
 int cb_store_begin(struct cb_store *store, struct cb_err *err);
 int cb_store_commit(struct cb_store *store, struct cb_err *err);

@@ -10,7 +10,6 @@
  * newer clawback and is not opened.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "store/store_internal.h"
@@ -137,10 +136,6 @@ static int apply(struct cb_store *store, int from, struct cb_err *err)
 	char sql[96];
 
 	for (int i = from; i < MIGRATION_COUNT; i++) {
-		if (getenv("NOIDX")) {
-			sqlite3_exec(store->db, migrations[i], NULL, NULL, NULL);
-			sqlite3_exec(store->db, getenv("NOIDX"), NULL, NULL, NULL);
-		} else
 		if (sqlite3_exec(store->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK) {
 			store_fail(store, err, "schema migration failed");
 			return cb_err_prefix(err, "migration %d: ", i + 1);

@@ -573,6 +573,40 @@ static void batch_survives_failed_call(void **state)
 	free(path);
 }
 
+static void batch_failed_write_rolls_back(void **state)
+{
+	char *path = store_path();
+	struct cb_store *store = open_store(path);
+	struct cb_transition t = CB_TRANSITION_INIT;
+	struct cb_ingest_result res;
+	struct cb_event ev;
+	struct cb_err err = {{0}};
+	int64_t id;
+
+	(void)state;
+	assert_int_equal(cb_store_begin(store, &err), 0);
+	id = ingest_pzd(store, "a@example.com", "k1", &move_decision, NULL);
+	/* The job row changes, then the audit row fails: the batch is half-written. */
+	t.detail_json = "not json";
+	assert_int_equal(cb_store_job_transition(store, id, CB_JOB_QUEUED, CB_JOB_RUNNING, &t, &err),
+			 -1);
+	make_event(&ev, "PZD", "b@example.com", "<m2@example.com>", "k2");
+	assert_int_equal(cb_store_ingest(store, "{}", 2, "test", &ev, CB_REJECT_NONE, NULL,
+					 &move_decision, &res, &err),
+			 -1);
+	assert_non_null(strstr(err.msg, "earlier write"));
+	cb_event_clear(&ev);
+	assert_int_equal(cb_store_commit(store, &err), -1);
+	assert_non_null(strstr(err.msg, "rolled back"));
+	assert_int_equal(query_int(path, "SELECT count(*) FROM events"), 0);
+
+	/* The store is usable again after the failed batch. */
+	ingest_pzd(store, "c@example.com", "k3", &move_decision, NULL);
+	assert_int_equal(query_int(path, "SELECT count(*) FROM events"), 1);
+	cb_store_close(store);
+	free(path);
+}
+
 /* --- transitions --- */
 
 struct edge {
@@ -1451,6 +1485,7 @@ int main(void)
 		cmocka_unit_test(ingest_rejects_pzd_without_decision),
 		cmocka_unit_test(batch_rollback_discards_all),
 		cmocka_unit_test(batch_survives_failed_call),
+		cmocka_unit_test(batch_failed_write_rolls_back),
 		cmocka_unit_test(transition_every_allowed_edge),
 		cmocka_unit_test(transition_forbidden_edges_rejected),
 		cmocka_unit_test(transition_stale_state_rejected),
