@@ -31,7 +31,7 @@
 #define BENCH_BATCH 1000
 /* Distinct recipients in the synthetic events. */
 #define BENCH_RECIPIENTS 5000
-/* Longest synthetic event, in bytes. */
+/* Maximum length of a synthetic event, in bytes. */
 #define BENCH_EVENT_MAX 2048
 
 static const char rules_text[] =

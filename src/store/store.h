@@ -73,9 +73,9 @@
  * any point. A power loss or kernel crash can lose the transactions committed
  * since the last WAL checkpoint (the database stays consistent and every
  * transaction is either wholly present or wholly absent), because WAL
- * commits are not fsynced at synchronous=NORMAL. The feed resends events it
- * has not seen acknowledged only while the connection lasts, so events lost
- * that way are not recovered.
+ * commits are not fsynced at synchronous=NORMAL. The Retarus feed has no
+ * acknowledgement and no known replay, so events lost that way may never
+ * arrive again.
  *
  * Threads: one struct cb_store per thread; a handle must not be used by two
  * threads at once (the connection is opened with SQLITE_OPEN_NOMUTEX). Writers
@@ -140,8 +140,8 @@ struct cb_decision {
 
 /*
  * Opens (creating when missing) the store at path, enables WAL and applies
- * the migrations this binary knows. Fails when the file belongs to another
- * application or has a newer schema than this binary knows.
+ * the pending migrations. Fails when the file belongs to another
+ * application or has a newer schema than this binary supports.
  */
 int cb_store_open(const char *path, struct cb_store **out, struct cb_err *err);
 void cb_store_close(struct cb_store *store);
@@ -152,7 +152,7 @@ void cb_store_close(struct cb_store *store);
  * at once. A call inside the batch that fails before writing (invalid
  * arguments, a job in another state) leaves the batch usable. A call that
  * fails after writing a row (an SQLite error such as a full disk) marks the
- * batch failed: later calls in it fail, and cb_store_commit() rolls the whole
+ * batch failed. Later calls in it fail, and cb_store_commit() rolls the whole
  * batch back and returns -1, so nothing half-written is ever committed.
  */
 int cb_store_begin(struct cb_store *store, struct cb_err *err);
@@ -232,7 +232,7 @@ struct cb_transition {
  * in one transaction (or the current one). Fails with "job N is in state X"
  * when the job is not in from (or was deleted), and rejects transitions the
  * list above does not give to it. t may be NULL. The audit row's detail
- * holds error, outcome, found_in, next_attempt_ms, the attempts and searches
+ * contains error, outcome, found_in, next_attempt_ms, the attempts and searches
  * after the change, may_have_acted, and t->detail_json under "detail" (which
  * must be valid JSON, or the transition fails).
  */

@@ -48,7 +48,7 @@ struct cb_store {
 
 /* Brings the schema up to date (store_schema.c); run before any statement is cached. */
 int store_migrate(struct cb_store *store, struct cb_err *err);
-/* Number of migrations this binary knows, which is the newest schema version. */
+/* Number of migrations in this binary, which is the newest schema version it supports. */
 int store_schema_version_known(void);
 
 /* Returns the cached statement, preparing it on first use; NULL with err set on failure. */

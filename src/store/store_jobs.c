@@ -17,7 +17,7 @@
 #include "base/util.h"
 #include "store/store_internal.h"
 
-/* Longest state string copied from a row that failed validation (for the audit row). */
+/* Maximum length of the state string copied from a row that failed validation (for the audit row). */
 #define BAD_STATE_MAX 64
 
 /* allowed[from][to]: the edges of the diagram in store.h. */
@@ -399,7 +399,7 @@ static int promote_due(struct cb_store *store, int64_t now_ms, struct cb_err *er
 	return store_step_done(store, update, err, "cannot queue due retries");
 }
 
-/* Reads one page of queued jobs after after_id; *full tells whether the page was full. */
+/* Reads one page of queued jobs after after_id; *full is set when the page was full. */
 static int read_queued(struct cb_store *store, int64_t *after_id, size_t want, struct job_list *l,
 		       int *full, struct cb_err *err)
 {
@@ -509,7 +509,7 @@ int cb_store_job_get(struct cb_store *store, int64_t id, struct cb_job *out, str
 	return 0;
 }
 
-/* Quarantines rows whose state string is none of the known states (a full scan of jobs_state). */
+/* Quarantines rows whose state string is not a known state (a full scan of jobs_state). */
 static int quarantine_unknown_states(struct cb_store *store, struct cb_err *err)
 {
 	static const char sql[] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state NOT IN "

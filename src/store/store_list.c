@@ -15,7 +15,7 @@
 
 /* Rows deleted per transaction by cb_store_prune, so a large prune never holds the write lock long. */
 #define PRUNE_CHUNK 1000
-/* Longest listing query built from a filter (the fixed clauses need under 1 KiB). */
+/* Maximum length of a listing query built from a filter (the fixed clauses need under 1 KiB). */
 #define LIST_SQL_MAX 2048
 
 /* Column names a filter applies to, which differ between events and jobs. */

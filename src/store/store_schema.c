@@ -6,8 +6,8 @@
  * the same immediate transaction as the user_version update, so a crash
  * leaves either the old or the new schema. A migration, once released, is
  * never edited: a schema change is a new entry at the end of the list.
- * A file whose user_version is higher than the list is long was written by a
- * newer clawback and is not opened.
+ * A file whose user_version is higher than the number of migrations was
+ * written by a newer clawback and is not opened.
  */
 #include <stdio.h>
 #include <string.h>
@@ -125,7 +125,7 @@ static int check_identity(struct cb_store *store, int64_t version, struct cb_err
 				  store->path, (long long)app_id);
 	if (version > MIGRATION_COUNT)
 		return cb_err_set(err,
-				  "store %s has schema version %lld, but this clawback knows versions up to %d; "
+				  "store %s has schema version %lld, but this clawback supports versions up to %d; "
 				  "run a newer clawback or restore a backup made by this one",
 				  store->path, (long long)version, MIGRATION_COUNT);
 	return 0;
