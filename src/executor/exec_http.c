@@ -177,7 +177,7 @@ static size_t read_body(char *out, size_t size, size_t count, void *ctx)
 	return n;
 }
 
-static int refuse_rewind(void *ctx, curl_off_t offset, int origin)
+static int reject_rewind(void *ctx, curl_off_t offset, int origin)
 {
 	(void)ctx;
 	(void)offset;
@@ -187,12 +187,12 @@ static int refuse_rewind(void *ctx, curl_off_t offset, int origin)
 
 /*
  * Sets the method and body. A request with a body is read through a callback
- * that cannot rewind: libcurl sends a request again on a fresh connection
- * when a reused connection dies before any response byte arrives (the server
- * may have acted on it all the same), and it must rewind the body to do so.
- * Refusing makes the transfer fail with CURLE_SEND_FAIL_REWIND, a temporary
- * error, and the job's next run searches before it acts. So a move is never
- * sent twice behind our back.
+ * that cannot rewind. libcurl (7.88) sends a request again on a fresh
+ * connection when a reused connection dies before any response byte arrives,
+ * although the server may have acted on it, and it must rewind the body to do
+ * so. The rejected rewind fails the transfer with CURLE_SEND_FAIL_REWIND, a
+ * temporary error, and the job's next run searches before it acts. So libcurl
+ * never sends a move twice on its own.
  * NOTE: a request without a body (DELETE, an empty POST) needs no rewind, so
  * libcurl may still resend it; and a backend that needs multi-pass
  * authentication for a body (NTLM after a first 401) must send that
@@ -212,7 +212,7 @@ static void set_method(CURL *easy, struct exec_job *ej)
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
 	curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_body);
 	curl_easy_setopt(easy, CURLOPT_READDATA, ej);
-	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, refuse_rewind);
+	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, reject_rewind);
 	if (strcmp(method, "POST") != 0)
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
 }
@@ -357,6 +357,8 @@ static void start_request(struct cb_executor *ex, struct exec_job *ej)
 		return;
 	}
 	ej->easy = easy;
+	if (ej->req.method && strcmp(ej->req.method, "GET") != 0)
+		ej->sent_change = 1;
 	stats_add(&ex->stats.in_flight, 1);
 }
 

@@ -27,6 +27,7 @@ struct exec_job {
 	struct cb_http_response resp;
 	int64_t started_mono;
 	int requests;              /* requests made by this run */
+	int sent_change;           /* this run handed curl a request other than GET */
 	int64_t server_backoff_ms; /* last Retry-After of this run, -1 when none */
 };
 

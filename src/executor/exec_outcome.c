@@ -154,6 +154,16 @@ void exec_job_finish(struct cb_executor *ex, struct exec_job *ej, const struct c
 		t.error = out->text;
 		break;
 	}
+	if (out->may_have_acted)
+		t.may_have_acted = 1;
+
+	/*
+	 * A request that changes the mailbox (move, delete) may have been applied
+	 * although no response said so (a reset or a timeout): the next run must
+	 * look for hits already acted on, as after a crash.
+	 */
+	if (out->result != CB_RESULT_DONE && ej->sent_change)
+		t.may_have_acted = 1;
 
 	exec_txn_begin(ex);
 	if (cb_store_job_transition(ex->store, ej->job.id, CB_JOB_RUNNING, to, &t, &err) < 0) {

@@ -1,7 +1,7 @@
 """End-to-end: the executor's guarantees under `clawback run` against the Graph simulator.
 
 The simulator enforces Microsoft's limits (4 requests in flight per application and mailbox,
-10,000 per 10 minutes, a global rate) and records every request, so each check here reads the
+10,000 per 10 minutes, a global rate) and records every request. Each check here reads the
 simulator's stats, log and mailbox state, and the store, never our own clock:
 
 - a 2,000-event burst for one mailbox stays within 4 requests in flight and is fully remediated;
@@ -68,7 +68,7 @@ def mailbox_address(name):
 
 
 def graph_fixture(mail):
-    """Returns a simulator fixture from {address: [Message-ID, ...]}, every mail in the inbox."""
+    """Return a simulator fixture from {address: [Message-ID, ...]}, every mail in the inbox."""
     return {
         "tenants": [{"id": TENANT, "domains": [DOMAIN]}],
         "apps": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
@@ -82,7 +82,7 @@ def graph_fixture(mail):
 
 
 def write_events(path, mail):
-    """Writes one PZD event (VIRUS, so the rule moves it to junkemail) per mailbox and Message-ID."""
+    """Write one PZD event (VIRUS, so the rule moves it to junkemail) per mailbox and Message-ID."""
     number = 0
     with open(path, "w", encoding="utf-8") as out:
         for address, ids in mail.items():
@@ -113,7 +113,7 @@ def graph_settings(sim, ca_dir, folder, executor_settings="", graph_extra=""):
 
 
 class Daemon:
-    """`clawback run` in the background, with its log appended to daemon.log in the folder."""
+    """`clawback run` in the background, logging to daemon.log in the installation folder."""
 
     def __init__(self, clawback):
         self.clawback = clawback
@@ -175,7 +175,7 @@ class Setup:
 
 
 def job_states(store):
-    """Returns {state: count} of the jobs not deleted, read straight from the store."""
+    """Return {state: count} of the jobs not deleted, read straight from the store."""
     try:
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
             rows = db.execute(
@@ -199,7 +199,7 @@ def jobs_by_mailbox(clawback):
 
 
 def folder_of_messages(state):
-    """Returns {(mailbox, Message-ID): [well-known folder name or path, ...]} from /_sim/state."""
+    """Return {(mailbox, Message-ID): [well-known folder name or path, ...]} from /_sim/state."""
     where = defaultdict(list)
     for mailbox in state["mailboxes"]:
         for message in mailbox["messages"]:
@@ -208,7 +208,7 @@ def folder_of_messages(state):
 
 
 def assert_all_in_junk(sim, mail):
-    """Checks that every mail of the mailboxes in mail is in junkemail, and only there."""
+    """Check that every mail of the mailboxes in mail is in junkemail, and only there."""
     where = {key: folders for key, folders in folder_of_messages(sim.state()).items()
              if key[0] in mail}
     misplaced = {key: folders for key, folders in where.items() if folders != ["junkemail"]}
@@ -218,7 +218,7 @@ def assert_all_in_junk(sim, mail):
 
 
 def log_time_ms(entry):
-    """Returns a simulator log entry's arrival time in ms since the epoch."""
+    """Return a simulator log entry's arrival time in ms since the epoch."""
     return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp() * 1000
 
 
@@ -227,7 +227,7 @@ def mailbox_requests(log, address):
 
 
 def moves_per_message(log):
-    """Counts the answered move requests (201) per (mailbox, message REST id in the path)."""
+    """Count the move requests that got a 201 per (mailbox, message REST id in the path)."""
     moves = Counter()
     for e in log:
         if e["method"] == "POST" and e["path"].split("?")[0].endswith("/move") and e["status"] == 201:
@@ -261,16 +261,16 @@ def test_burst_for_one_mailbox_stays_within_limits(tmp_path, ca):
 
 
 def throttle_windows(requests, retry_after_s):
-    """Returns (send time of each 429 in ms, requests that arrived within Retry-After of one)."""
-    answered = sorted(log_time_ms(e) + e["duration_ms"] for e in requests if e["status"] == 429)
+    """Return (response time of each 429 in ms, requests that arrived within Retry-After of one)."""
+    responses = sorted(log_time_ms(e) + e["duration_ms"] for e in requests if e["status"] == 429)
     early = []
     for entry in requests:
         arrival = log_time_ms(entry)
-        for sent in answered:
+        for sent in responses:
             if sent <= arrival < sent + retry_after_s * 1000:
                 early.append((entry["seq"], entry["path"], arrival - sent))
                 break
-    return answered, early
+    return responses, early
 
 
 def test_throttled_mailbox_delays_only_itself(tmp_path, ca):
@@ -280,11 +280,10 @@ def test_throttled_mailbox_delays_only_itself(tmp_path, ca):
     mail = {slow: [message_id(0, n) for n in range(16)]}
     for number, address in enumerate(others, start=1):
         mail[address] = [message_id(number, n) for n in range(16)]
-    # Latency keeps the 4 requests of a wave in flight together, so each wave is answered
-    # 429 as a whole and no later request can have been sent before its 429 was seen.
+    # Latency keeps the 4 requests of a wave in flight together, so every request of a wave gets
+    # a 429 and no later request can have been sent before the client received its wave's 429s.
     setup = Setup(tmp_path, ca, mail, sim_args=("--latency-ms", "20"))
-    # Two waves of 4 requests each are throttled (the first two requests of the throttled mailbox
-    # in flight at once, 4 at a time).
+    # The first 8 requests to the throttled mailbox get a 429: two waves of 4 requests in flight.
     setup.sim.set_faults([{"type": "throttle", "mailbox": slow, "retry_after": retry_after,
                            "count": 8}])
     setup.store_events()
@@ -302,11 +301,11 @@ def test_throttled_mailbox_delays_only_itself(tmp_path, ca):
     assert job_states(setup.clawback.store) == {"done": total}
     assert stats["throttled"] == {"mailbox_concurrency": 0, "mailbox_rate": 0, "global_rate": 0}
     slow_requests = mailbox_requests(log, slow)
-    answered_429, early = throttle_windows(slow_requests, retry_after)
-    assert len(answered_429) == 8
+    responses_429, early = throttle_windows(slow_requests, retry_after)
+    assert len(responses_429) == 8
     assert early == [], f"requests to the throttled mailbox arrived before Retry-After: {early}"
 
-    throttled_until = answered_429[-1] + retry_after * 1000
+    throttled_until = responses_429[-1] + retry_after * 1000
     for address in others:
         requests = mailbox_requests(log, address)
         assert requests, address
@@ -382,10 +381,10 @@ def test_retry_requeue_and_final_error(tmp_path, ca):
                         "every re-queued job done")
 
         # A job that is not in the retry or final error queue cannot be deleted.
-        refused = clawback.run("queue", "delete", str(job_of(clawback, flaky)["job"]), check=False)
-        assert refused.returncode != 0
-        gone = job_of(clawback, unknown)
-        clawback.run("queue", "delete", str(gone["job"]))
+        rejected = clawback.run("queue", "delete", str(job_of(clawback, flaky)["job"]), check=False)
+        assert rejected.returncode != 0
+        deleted_job = job_of(clawback, unknown)
+        clawback.run("queue", "delete", str(deleted_job["job"]))
         assert unknown not in jobs_by_mailbox(clawback)
         assert [job["mailbox"] for job in clawback.json_lines("queue", "list", "--final")] == [denied]
         assert daemon.stop() == 0, daemon.log_text()
@@ -396,7 +395,7 @@ def test_retry_requeue_and_final_error(tmp_path, ca):
     finally:
         setup.stop()
 
-    history = clawback.run("queue", "show", str(gone["job"])).stdout
+    history = clawback.run("queue", "show", str(deleted_job["job"])).stdout
     assert "delete" in history
     for address in [flaky, *exhausted]:
         assert stats["mailboxes"][address]["moves"] == 1
@@ -409,7 +408,7 @@ def test_retry_requeue_and_final_error(tmp_path, ca):
 
 
 def done_transitions(store):
-    """Returns {job id: number of audit rows that moved it to done}."""
+    """Return {job id: number of audit rows that moved it to done}."""
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
         rows = db.execute("SELECT job_id, count(*) FROM audit WHERE kind = 'transition' "
                           "AND to_state = 'done' GROUP BY job_id").fetchall()
@@ -418,7 +417,7 @@ def done_transitions(store):
 
 def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
     total = 5000
-    kills_wanted = 20
+    kill_count = 20
     mail = {mailbox_address(f"user{n:05d}"): [message_id(n, 0)] for n in range(total)}
     setup = Setup(tmp_path, ca, mail, sim_args=("--latency-ms", "5"))
     setup.store_events()
@@ -428,7 +427,7 @@ def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
 
     kills = []
     try:
-        while len(kills) < kills_wanted:
+        while len(kills) < kill_count:
             daemon = Daemon(setup.clawback)
             time.sleep(rng.uniform(0.1, 0.6))
             assert daemon.process.poll() is None, daemon.log_text()
@@ -448,7 +447,8 @@ def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
         setup.stop()
 
     context = f"(random seed {seed}, done jobs after each kill: {kills})"
-    assert len(kills) == kills_wanted and kills[-1] < total, f"the campaign ended before {kills_wanted} kills {context}"
+    assert len(kills) == kill_count, f"the campaign ended before {kill_count} kills {context}"
+    assert kills[-1] < total, f"the campaign ended before the last kill {context}"
     assert kills[0] < kills[-1], f"no job finished between the kills {context}"
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -460,7 +460,8 @@ def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
     assert stats["messages_acted_on_more_than_once"] == [], context
     assert all(stats["mailboxes"][address]["moves"] == 1 for address in mail), context
     moves = moves_per_message(log)
-    assert len(moves) == total and set(moves.values()) == {1}, context
+    assert len(moves) == total, context
+    assert set(moves.values()) == {1}, context
     assert stats["throttled"] == {"mailbox_concurrency": 0, "mailbox_rate": 0, "global_rate": 0}
 
 
