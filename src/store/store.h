@@ -71,7 +71,8 @@
  * Durability: the connection runs in WAL mode with synchronous=NORMAL. A
  * committed transaction survives a crash of the process (kill -9, abort) at
  * any point. A power loss or kernel crash can lose the transactions committed
- * since the last WAL checkpoint (the database stays consistent and every
+ * since the last WAL checkpoint, which runs every 10000 pages (40 MiB) of
+ * WAL (the database stays consistent and every
  * transaction is either wholly present or wholly absent), because WAL
  * commits are not fsynced at synchronous=NORMAL. The Retarus feed has no
  * acknowledgement and no known replay, so events lost that way may never
