@@ -502,6 +502,18 @@ def test_fault_throttle_burst_then_recovers(sim):
     assert graph_error(first) == "TooManyRequests"
 
 
+def test_fault_response_after_latency(sim):
+    sim.configure(latency_ms=50)
+    sim.set_faults([{"type": "throttle", "path": "/messages", "count": 1}])
+    graph = Graph(sim)
+    path = graph.search_path("alice@corp.example", ODD_ID)
+    throttled, normal = (graph.call("GET", path) for _ in range(2))
+    assert throttled.status_code == 429
+    assert graph_error(throttled) == "TooManyRequests"
+    assert normal.status_code == 200
+    assert sim.stats()["in_flight"] == 0
+
+
 @pytest.mark.parametrize("status,retry_after", [(503, 3), (503, None), (504, None), (504, 2)])
 def test_fault_status(sim, status, retry_after):
     fault = {"type": "status", "status": status, "mailbox": "alice@corp.example"}

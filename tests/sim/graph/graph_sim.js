@@ -519,7 +519,11 @@ class DelayQueue {
 		while (this.head < items.length && items[this.head].due <= now) {
 			const ctx = items[this.head];
 			items[this.head++] = undefined;
-			fire(ctx);
+			try {
+				fire(ctx);
+			} catch (err) {
+				unhandledError(err);
+			}
 		}
 		if (this.head === items.length) {
 			this.items = [];
@@ -1207,9 +1211,12 @@ function handleRequest(ctx, bodyError, body) {
 			sendControl(ctx, handleControl(ctx, ctx.pathname.slice('/_sim/'.length), parseQuery(ctx.rawQuery)));
 			return;
 		}
-		ctx.response = route(ctx);
-		if (ctx.response === null)
+		// route() returns null when a fault has handled the request. The fault may already have
+		// put its own response into ctx.response and scheduled it.
+		const response = route(ctx);
+		if (response === null)
 			return;
+		ctx.response = response;
 	} catch (err) {
 		const response = errorResponse(ctx, err);
 		if (ctx.isControl) {
