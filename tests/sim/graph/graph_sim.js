@@ -1153,7 +1153,7 @@ function handleControl(ctx, route, params) {
 
 function ignoreError() {}
 
-// An exception a request handler let through: logged, so one bad request cannot stop the server.
+// Log an exception that a request handler let through, so one bad request cannot stop the server.
 function unhandledError(err) {
 	process.stderr.write(`graph_sim: unhandled error: ${err.stack}\n`);
 }
@@ -1161,12 +1161,31 @@ function unhandledError(err) {
 // An HTTP/2 request, from the server's 'stream' event.
 function onStream(sim, stream, headers, flags) {
 	stream.on('error', ignoreError);
+	if (rejectBeforeRequest(stream, headers))
+		return;
 	const ctx = new RequestContext(sim, headers[':method'], headers[':path'] || '', headers, '2.0', stream, null, null);
 	beginRequest(ctx, stream.session, stream.id);
 	if ((flags & END_STREAM) || ctx.method === 'GET' || ctx.method === 'HEAD')
 		handleRequest(ctx, null);
 	else
 		readBody(stream, ctx.isControl ? MAX_CONTROL_BODY : MAX_GRAPH_BODY, (err, body) => handleRequest(ctx, err, body));
+}
+
+// Respond to CONNECT and Expect as Node's compatibility API does before it emits 'request'.
+// CONNECT gets 405 and an Expect other than 100-continue gets 417, neither of them logged, and
+// 100-continue gets an interim 100 response. Returns true when the stream has its response.
+function rejectBeforeRequest(stream, headers) {
+	let status = 0;
+	if (headers[':method'] === 'CONNECT')
+		status = 405;
+	else if (headers.expect === '100-continue')
+		stream.additionalHeaders({ ':status': 100 });
+	else if (headers.expect !== undefined)
+		status = 417;
+	if (status === 0)
+		return false;
+	stream.respond({ ':status': status }, { endStream: true });
+	return true;
 }
 
 // An HTTP/1.1 request, from the compatibility API's 'request' event.
