@@ -154,8 +154,6 @@ void exec_job_finish(struct cb_executor *ex, struct exec_job *ej, const struct c
 		t.error = out->text;
 		break;
 	}
-	if (out->may_have_acted)
-		t.may_have_acted = 1;
 
 	/*
 	 * A request that changes the mailbox (move, delete) may have been applied
