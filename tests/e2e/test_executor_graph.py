@@ -112,6 +112,20 @@ def graph_settings(sim, ca_dir, folder, executor_settings="", graph_extra=""):
     )
 
 
+# Daemons started by the current test, killed at its end when a failed check left one running.
+STARTED_DAEMONS = []
+
+
+@pytest.fixture(autouse=True)
+def kill_leftover_daemons():
+    yield
+    while STARTED_DAEMONS:
+        process = STARTED_DAEMONS.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class Daemon:
     """`clawback run` in the background, logging to daemon.log in the installation folder."""
 
@@ -122,6 +136,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [BINARY, "--config", str(clawback.config), "run"], stdout=self.log, stderr=self.log
         )
+        STARTED_DAEMONS.append(self.process)
 
     def log_text(self):
         if not self.log.closed:
