@@ -130,15 +130,16 @@ static void op_move_wellknown(void **state)
 	assert_true(has_header(&d.req, "Prefer: IdType=\"ImmutableId\""));
 	assert_string_equal(d.req.step, "search");
 
+	/* The move follows the search at once: the well-known name is the destinationId. */
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
-	driver_reply(&d, 200, "{\"id\":\"F-inbox\",\"displayName\":\"Inbox\"}");
-	expect_request(&d, "GET", USER "/mailFolders/junkemail?$select=id,displayName");
-	driver_reply(&d, 200, "{\"id\":\"F-junk\",\"displayName\":\"Junk Email\"}");
 	expect_request(&d, "POST", USER "/messages/m1/move");
-	assert_string_equal(d.req.body, "{\"destinationId\":\"F-junk\"}");
+	assert_string_equal(d.req.body, "{\"destinationId\":\"junkemail\"}");
 	assert_true(has_header(&d.req, "Content-Type: application/json"));
 	driver_reply(&d, 201, "{\"id\":\"m1\",\"parentFolderId\":\"F-junk\"}");
+	/* The name for found_in is looked up after the move. */
+	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
+	assert_string_equal(d.req.step, "folder_name");
+	driver_reply(&d, 200, "{\"id\":\"F-inbox\",\"displayName\":\"Inbox\"}");
 
 	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
@@ -148,6 +149,11 @@ static void op_move_wellknown(void **state)
 	driver_close(&d);
 }
 
+/*
+ * A fresh job does not know the destination id, so a hit already in Junk
+ * Email is moved into the folder it is in. That changes nothing, and the
+ * response's parentFolderId (the hit's own) reports it as already in place.
+ */
 static void op_move_already_in_place(void **state)
 {
 	struct driver d;
@@ -156,12 +162,109 @@ static void op_move_already_in_place(void **state)
 	driver_open(&d, "global", CB_ACTION_MOVE, "junkemail");
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-junk") "]}");
+	expect_request(&d, "POST", USER "/messages/m1/move");
+	driver_reply(&d, 201, "{\"id\":\"m1\",\"parentFolderId\":\"F-junk\"}");
+	expect_request(&d, "GET", USER "/mailFolders/F-junk?$select=displayName");
 	driver_reply(&d, 200, "{\"displayName\":\"Junk Email\"}");
-	driver_reply(&d, 200, "{\"id\":\"F-junk\",\"displayName\":\"Junk Email\"}");
 	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
-	assert_non_null(strstr(d.out.text, "already in place"));
+	assert_non_null(strstr(d.out.text, "already in place (1 in junkemail)"));
+	assert_null(strstr(d.out.text, "moved"));
 	assert_string_equal(d.out.found_in, "Junk Email");
+	driver_close(&d);
+}
+
+/* The first move's response caches the destination id: the next job compares instead of moving. */
+static void op_move_destination_cached(void **state)
+{
+	struct driver d;
+
+	(void)state;
+	driver_open(&d, "global", CB_ACTION_MOVE, "junkemail");
+	driver_start(&d);
+	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
+	driver_reply(&d, 201, "{\"id\":\"m1\",\"parentFolderId\":\"F-junk\"}");
+	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
+	graph_op_free(d.op);
+
+	driver_start(&d);
+	driver_reply(&d, 200, "{\"value\":[" HIT("m2", "F-junk") "," HIT("m3", "F-inbox") "]}");
+	/* m2 is in the cached destination: only m3 moves, to the id rather than the name. */
+	expect_request(&d, "POST", USER "/messages/m3/move");
+	assert_string_equal(d.req.body, "{\"destinationId\":\"F-junk\"}");
+	driver_reply(&d, 201, "{\"id\":\"m3\",\"parentFolderId\":\"F-junk\"}");
+	/* Inbox's name is cached from the first job, Junk Email's is not. */
+	expect_request(&d, "GET", USER "/mailFolders/F-junk?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Junk Email\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
+	assert_int_equal(d.out.result, CB_RESULT_DONE);
+	assert_non_null(strstr(d.out.text, "moved 1 message(s) to junkemail, already in place (1 in junkemail)"));
+	assert_string_equal(d.out.found_in, "Junk Email, Inbox");
+	driver_close(&d);
+}
+
+/* A job interrupted while acting looks the destination up first, so it never moves a mail twice. */
+static void op_move_recovered_resolves_destination(void **state)
+{
+	struct driver d;
+
+	(void)state;
+	driver_open(&d, "global", CB_ACTION_MOVE, "Junkemail");
+	d.job.may_have_acted = 1;
+	driver_start(&d);
+	expect_request(&d, "GET", SEARCH_URL);
+	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-junk") "]}");
+	expect_request(&d, "GET", USER "/mailFolders/junkemail?$select=id");
+	assert_string_equal(d.req.step, "destination");
+	driver_reply(&d, 200, "{\"id\":\"F-junk\",\"displayName\":\"Junk Email\"}");
+	expect_request(&d, "GET", USER "/mailFolders/F-junk?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Junk Email\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
+	assert_int_equal(d.out.result, CB_RESULT_DONE);
+	assert_non_null(strstr(d.out.text, "already in place (1 in Junkemail)"));
+	driver_close(&d);
+}
+
+/* After acting, a throttled name lookup leaves the name unknown and still reports the move. */
+static void op_name_throttled_after_move(void **state)
+{
+	struct driver d;
+
+	(void)state;
+	driver_open(&d, "global", CB_ACTION_MOVE, "deleteditems");
+	driver_start(&d);
+	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "," HIT("m2", "F-sent") "]}");
+	expect_request(&d, "POST", USER "/messages/m1/move");
+	assert_string_equal(d.req.body, "{\"destinationId\":\"deleteditems\"}");
+	driver_reply(&d, 201, "{\"id\":\"m1\",\"parentFolderId\":\"F-del\"}");
+	expect_request(&d, "POST", USER "/messages/m2/move");
+	assert_string_equal(d.req.body, "{\"destinationId\":\"F-del\"}");
+	driver_reply(&d, 201, "{\"id\":\"m2\",\"parentFolderId\":\"F-del\"}");
+	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
+	driver_reply(&d, 429, "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"later\"}}");
+	/* No lookup for F-sent: the server pushes back. */
+	assert_int_equal(d.step, CB_OP_DONE);
+	assert_int_equal(d.out.result, CB_RESULT_DONE);
+	assert_non_null(strstr(d.out.text, "moved 2 message(s) to deleteditems"));
+	assert_string_equal(d.out.found_in, "(unknown folder)");
+	driver_close(&d);
+}
+
+/* A move response without a parentFolderId counts as moved. */
+static void op_move_response_without_parent(void **state)
+{
+	struct driver d;
+
+	(void)state;
+	driver_open(&d, "global", CB_ACTION_MOVE, "junkemail");
+	driver_start(&d);
+	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-junk") "]}");
+	driver_reply(&d, 201, "<html>not json</html>");
+	driver_reply(&d, 200, "{\"displayName\":\"Junk Email\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
+	assert_int_equal(d.out.result, CB_RESULT_DONE);
+	assert_non_null(strstr(d.out.text, "moved 1 message(s)"));
 	driver_close(&d);
 }
 
@@ -221,10 +324,11 @@ static void op_hard_delete_national_cloud(void **state)
 	driver_open(&d, "usgov", CB_ACTION_HARD_DELETE, NULL);
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
 	expect_request(&d, "POST", USER "/messages/m1/move");
 	assert_string_equal(d.req.body, "{\"destinationId\":\"recoverableitemsdeletions\"}");
 	driver_reply(&d, 201, "{\"id\":\"m1\"}");
+	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
 	assert_non_null(strstr(d.out.text, "permanentDelete is not available in the usgov cloud"));
 	driver_close(&d);
@@ -238,17 +342,18 @@ static void op_several_hits_all_acted(void **state)
 	driver_open(&d, "global", CB_ACTION_SOFT_DELETE, NULL);
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "," HIT("m2", "F-sent") "," HIT("m3", "F-inbox") "]}");
-	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
-	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
-	expect_request(&d, "GET", USER "/mailFolders/F-sent?$select=displayName");
-	driver_reply(&d, 200, "{\"displayName\":\"Sent Items\"}");
-	/* The third hit's folder name comes from the cache. */
 	expect_request(&d, "POST", USER "/messages/m1/move");
 	driver_reply(&d, 201, "{}");
 	expect_request(&d, "POST", USER "/messages/m2/move");
 	driver_reply(&d, 201, "{}");
 	expect_request(&d, "POST", USER "/messages/m3/move");
 	driver_reply(&d, 201, "{}");
+	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
+	expect_request(&d, "GET", USER "/mailFolders/F-sent?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Sent Items\"}");
+	/* The third hit's folder name comes from the cache. */
+	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
 	assert_string_equal(d.out.found_in, "Inbox, Sent Items");
 	assert_non_null(strstr(d.out.text, "soft-deleted 3"));
@@ -315,7 +420,6 @@ static void op_path_created_after_conflict(void **state)
 	driver_open(&d, "global", CB_ACTION_MOVE, "Quarantine/PZD's");
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
 	expect_request(&d, "GET", USER "/mailFolders/msgfolderroot/childFolders?$filter=displayName%20eq%20%27Quarantine%27&$select=id,displayName");
 	assert_string_equal(d.req.step, "find_folder");
 	driver_reply(&d, 200, "{\"value\":[{\"id\":\"F-q\",\"displayName\":\"Quarantine\"}]}");
@@ -329,6 +433,9 @@ static void op_path_created_after_conflict(void **state)
 	expect_request(&d, "POST", USER "/messages/m1/move");
 	assert_string_equal(d.req.body, "{\"destinationId\":\"F-pzd\"}");
 	driver_reply(&d, 201, "{}");
+	expect_request(&d, "GET", USER "/mailFolders/F-inbox?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
 	driver_close(&d);
 }
@@ -341,13 +448,15 @@ static void op_path_under_wellknown_created(void **state)
 	driver_open(&d, "global", CB_ACTION_MOVE, "Inbox/Phish");
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
 	expect_request(&d, "GET", USER "/mailFolders/inbox/childFolders?$filter=displayName%20eq%20%27Phish%27&$select=id,displayName");
 	driver_reply(&d, 200, "{\"value\":[]}");
 	expect_request(&d, "POST", USER "/mailFolders/inbox/childFolders");
 	driver_reply(&d, 201, "{\"id\":\"F-phish\",\"displayName\":\"Phish\"}");
 	expect_request(&d, "POST", USER "/messages/m1/move");
+	assert_string_equal(d.req.body, "{\"destinationId\":\"F-phish\"}");
 	driver_reply(&d, 201, "{}");
+	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
 	driver_close(&d);
 }
@@ -361,9 +470,8 @@ static void op_invalid_path_is_permanent(void **state)
 		struct driver d;
 
 		driver_open(&d, "global", CB_ACTION_MOVE, paths[i]);
+		/* Rejected before the search: nothing is sent. */
 		driver_start(&d);
-		driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-		driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
 		assert_int_equal(d.step, CB_OP_DONE);
 		assert_int_equal(d.out.result, CB_RESULT_PERMANENT);
 		assert_non_null(strstr(d.out.text, "invalid destination folder path"));
@@ -397,15 +505,15 @@ static void op_stale_id_searches_again(void **state)
 	driver_open(&d, "global", CB_ACTION_SOFT_DELETE, NULL);
 	driver_start(&d);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1", "F-inbox") "]}");
-	driver_reply(&d, 200, "{\"displayName\":\"Inbox\"}");
 	expect_request(&d, "POST", USER "/messages/m1/move");
 	driver_reply(&d, 404, "{\"error\":{\"code\":\"ErrorItemNotFound\",\"message\":\"gone\"}}");
 	expect_request(&d, "GET", SEARCH_URL);
 	driver_reply(&d, 200, "{\"value\":[" HIT("m1b", "F-archive") "]}");
-	expect_request(&d, "GET", USER "/mailFolders/F-archive?$select=displayName");
-	driver_reply(&d, 200, "{\"displayName\":\"Archive\"}");
 	expect_request(&d, "POST", USER "/messages/m1b/move");
 	driver_reply(&d, 201, "{}");
+	expect_request(&d, "GET", USER "/mailFolders/F-archive?$select=displayName");
+	driver_reply(&d, 200, "{\"displayName\":\"Archive\"}");
+	assert_int_equal(d.step, CB_OP_DONE);
 	assert_int_equal(d.out.result, CB_RESULT_DONE);
 	assert_string_equal(d.out.found_in, "Archive");
 	assert_non_null(strstr(d.out.text, "searched again"));
@@ -505,6 +613,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(op_move_wellknown),
 		cmocka_unit_test(op_move_already_in_place),
+		cmocka_unit_test(op_move_destination_cached),
+		cmocka_unit_test(op_move_recovered_resolves_destination),
+		cmocka_unit_test(op_name_throttled_after_move),
+		cmocka_unit_test(op_move_response_without_parent),
 		cmocka_unit_test(op_not_found_searches_recoverable),
 		cmocka_unit_test(op_soft_delete_recoverable_is_in_place),
 		cmocka_unit_test(op_hard_delete_purges_recoverable),

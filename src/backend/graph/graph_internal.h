@@ -93,7 +93,7 @@ struct graph_hit {
 	char *id;
 	char *parent_folder_id;
 	int in_recoverable; /* found by the Recoverable Items search */
-	const char *folder_name; /* points into the name cache or a static string */
+	char *folder_name; /* display name of parent_folder_id, NULL until looked up */
 };
 
 /*
@@ -110,6 +110,8 @@ void graph_hits_clear(struct graph_hit *hits, size_t n);
 /* Parses a mailFolder: id and displayName (either may be NULL when not wanted). */
 int graph_parse_folder(const char *body, size_t len, char **id, char **display_name,
 		       struct cb_err *err);
+/* Parses the message a move returns: its parentFolderId, the id of the folder it is in now. */
+int graph_parse_moved(const char *body, size_t len, char **parent_folder_id, struct cb_err *err);
 /* Parses a childFolders listing: *id is the first folder's id, NULL when the list is empty. */
 int graph_parse_folder_list(const char *body, size_t len, char **id, struct cb_err *err);
 /* Parses a token response; *expires_in_s is clamped to [60, 86400]. */

@@ -3,15 +3,29 @@
  *
  * Runs in the executor thread, one struct graph_op per job. Steps:
  *
- *   search ──(nextLink)──► search ... ─┬─ hits ──► folder_name (per folder) ──► act
- *                                      └─ none ──► search_recoverable ─┬─ hits ──► folder_name
+ *   search ──(nextLink)──► search ... ─┬─ hits ──────────────────────────────► act
+ *                                      └─ none ──► search_recoverable ─┬─ hits ──► act
  *                                                                      └─ none ──► not_found
- *   act: log only / dry run ─► done, touching nothing
- *        move ─► destination (well-known folder, or each path segment found or created) ─► move per hit
- *        soft delete ─► move per hit to recoverableitemsdeletions
- *        hard delete ─► permanentDelete per hit (soft delete where the cloud lacks it)
+ *   act: log only / dry run ─► folder names ─► done, touching nothing
+ *        move ─► [destination] ─► move per hit ─► folder names ─► done
+ *        soft delete ─► move per hit to recoverableitemsdeletions ─► folder names ─► done
+ *        hard delete ─► permanentDelete per hit (soft delete where the cloud lacks it) ─► ...
  *   A 404 while acting means the id went stale: search again (CB_GRAPH_MAX_RESEARCH times).
  *   A 401 sends the same request once more with a new token.
+ *
+ * A fresh job that moves to a well-known folder makes two round trips before
+ * the mail is moved: the search and the move, with the well-known name as
+ * destinationId. The destination id is looked up first ([destination]) only
+ * for a folder path (each segment found or created, cached per mailbox) and
+ * for a job that may have acted before a crash (store.h: may_have_acted), so
+ * that a hit already in the destination is skipped and never moved twice.
+ * A fresh job compares the hits with the destination id when the cache has
+ * it; otherwise a hit already in the destination is moved into the folder it
+ * is in, which changes nothing, and the move response (parentFolderId equal
+ * to the hit's) reports it as already in place. Every move response puts the
+ * destination id into the cache. The folder display names for found_in are
+ * looked up after acting (cached per mailbox), so they do not delay the
+ * action; a failed name lookup after acting only leaves the name unknown.
  *
  * Untrusted input: the mailbox and Message-ID (from the feed, encoded by
  * odata.c) and every response (parsed by parse.c, classified by errors.c).
@@ -40,18 +54,25 @@
 enum op_state {
 	OP_SEARCH,
 	OP_SEARCH_RECOVERABLE,
-	OP_FOLDER_NAME,
 	OP_DEST_WELLKNOWN,
 	OP_DEST_LIST,
 	OP_DEST_CREATE,
 	OP_ACT,
+	OP_FOLDER_NAME,
 };
 
+/*
+ * Strings are allocated to size, so an operation waiting in the executor
+ * costs a few hundred bytes (CB_EXEC_MAX_ACTIVE of them are held at once).
+ */
 struct graph_op {
 	struct cb_graph *g;
 	char *mailbox;
 	char *message_id;
-	struct cb_action action;
+	enum cb_action_kind kind;
+	int dry_run;
+	char *folder; /* move destination as configured: a well-known name or a path */
+	int may_have_acted; /* an earlier run was interrupted while acting */
 	enum op_state state;
 
 	/* The request in flight, kept to send it again after a 401. */
@@ -63,16 +84,16 @@ struct graph_op {
 	unsigned long token_generation;
 	int auth_retried;
 
-	struct graph_hit hits[CB_GRAPH_MAX_HITS];
+	struct graph_hit *hits; /* hit_count entries */
 	size_t hit_count;
 	size_t dropped; /* hits over CB_GRAPH_MAX_HITS */
 	int pages;
 	int truncated; /* paging stopped early */
 	int researches;
-	size_t cursor; /* hit whose folder name or action is next */
+	size_t cursor; /* hit whose action or folder name is next */
 
-	char *dest_id;
-	char segments[CB_GRAPH_MAX_PATH_DEPTH][CB_FOLDER_MAX + 1];
+	char *dest_id; /* destination folder id, NULL while unknown */
+	const char *dest_name; /* well-known destination sent as destinationId while dest_id is NULL */
 	size_t segment_count;
 	size_t segment_index;
 	char *parent_id;
@@ -82,14 +103,15 @@ struct graph_op {
 	int already;
 	int left_deleted; /* move: hits the user already deleted (Recoverable Items) */
 	int soft_fallback; /* hard delete done as soft delete: no permanentDelete in this cloud */
-	char purge_rejected[96]; /* "HTTP 400 BadRequest" when Graph rejected permanentDelete */
+	int names_failed; /* a folder name lookup after acting failed: the rest stay unknown */
+	char *purge_rejected; /* "HTTP 400 BadRequest" when Graph rejected permanentDelete */
 };
 
 static enum cb_op_step emit(struct graph_op *op, struct cb_http_request *req, struct cb_outcome *out);
 static enum cb_op_step start_search(struct graph_op *op, enum op_state state,
 				    struct cb_http_request *req, struct cb_outcome *out);
-static enum cb_op_step next_folder_name(struct graph_op *op, struct cb_http_request *req,
-					struct cb_outcome *out);
+static enum cb_op_step begin_names(struct graph_op *op, struct cb_http_request *req,
+				   struct cb_outcome *out);
 static enum cb_op_step next_segment(struct graph_op *op, struct cb_http_request *req,
 				    struct cb_outcome *out);
 static enum cb_op_step next_act(struct graph_op *op, struct cb_http_request *req,
@@ -224,6 +246,13 @@ static void cache_key(const struct graph_op *op, char kind, const char *value, c
 	snprintf(out + n, size - (size_t)n, "\x1f%s", value);
 }
 
+static const char *hit_folder_name(const struct graph_hit *h)
+{
+	if (h->in_recoverable)
+		return RECOVERABLE_NAME;
+	return h->folder_name ? h->folder_name : UNKNOWN_FOLDER;
+}
+
 /* ---- start and search ---- */
 
 void *graph_op_start(void *state, const struct cb_job *job)
@@ -235,8 +264,13 @@ void *graph_op_start(void *state, const struct cb_job *job)
 	op->g = state;
 	op->mailbox = cb_strdup(job->mailbox);
 	op->message_id = cb_strdup(job->message_id);
-	op->action = job->action;
-	if ((job->mailbox && !op->mailbox) || (job->message_id && !op->message_id)) {
+	op->kind = job->action.kind;
+	op->dry_run = job->action.dry_run;
+	op->may_have_acted = job->may_have_acted;
+	if (op->kind == CB_ACTION_MOVE)
+		op->folder = strdup(job->action.folder);
+	if ((job->mailbox && !op->mailbox) || (job->message_id && !op->message_id) ||
+	    (op->kind == CB_ACTION_MOVE && !op->folder)) {
 		graph_op_free(op);
 		return NULL;
 	}
@@ -250,13 +284,53 @@ void graph_op_free(void *opaque)
 	if (!op)
 		return;
 	graph_hits_clear(op->hits, op->hit_count);
+	free(op->hits);
 	free(op->mailbox);
 	free(op->message_id);
+	free(op->folder);
 	free(op->url);
 	free(op->body);
 	free(op->dest_id);
 	free(op->parent_id);
+	free(op->purge_rejected);
 	free(op);
+}
+
+/*
+ * Returns segment index of a path validated by count_segments() and sets
+ * *len to its length.
+ */
+static const char *path_segment(const char *path, size_t index, size_t *len)
+{
+	for (size_t i = 0; i < index; i++)
+		path += strcspn(path, "/") + 1;
+	*len = strcspn(path, "/");
+	return path;
+}
+
+/*
+ * Counts the segments of a destination path: 1 to CB_GRAPH_MAX_PATH_DEPTH,
+ * none empty, no control characters. Returns 0, or -1 when the path is invalid.
+ */
+static int count_segments(const char *path, size_t *count)
+{
+	const char *p = path;
+
+	*count = 0;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || *count >= CB_GRAPH_MAX_PATH_DEPTH)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+				return -1;
+		(*count)++;
+		p += n;
+		if (*p == '/' && *++p == '\0')
+			return -1;
+	}
+	return *count ? 0 : -1;
 }
 
 static enum cb_op_step start_search(struct graph_op *op, enum op_state state,
@@ -279,10 +353,18 @@ static enum cb_op_step op_begin(struct graph_op *op, struct cb_http_request *req
 	if (!op->message_id || !*op->message_id || strlen(op->message_id) > GRAPH_MAX_MESSAGE_ID)
 		return finish(out, CB_RESULT_PERMANENT, "Message-ID is empty or longer than %d characters",
 			      GRAPH_MAX_MESSAGE_ID);
-	if (op->action.kind == CB_ACTION_SKIP)
+	if (op->kind == CB_ACTION_SKIP)
 		return finish(out, CB_RESULT_DONE, "nothing to do (the rule says skip)");
+	/* An invalid path is the administrator's to fix: check it before searching. */
+	if (op->kind == CB_ACTION_MOVE && !op->dry_run && count_segments(op->folder, &op->segment_count) < 0)
+		return finish(out, CB_RESULT_PERMANENT,
+			      "invalid destination folder path \"%s\": use a well-known name or segments separated by '/', at most %d levels, no empty segments",
+			      op->folder, CB_GRAPH_MAX_PATH_DEPTH);
 	return start_search(op, OP_SEARCH, req, out);
 }
+
+static enum cb_op_step after_search(struct graph_op *op, struct cb_http_request *req,
+				    struct cb_outcome *out);
 
 static enum cb_op_step searched(struct graph_op *op, struct cb_http_request *req, struct cb_outcome *out)
 {
@@ -292,25 +374,44 @@ static enum cb_op_step searched(struct graph_op *op, struct cb_http_request *req
 		return finish(out, CB_RESULT_NOT_FOUND,
 			      "not found in any folder (Recoverable Items searched too)%s",
 			      op->truncated ? "; the search stopped after the page limit" : "");
-	op->state = OP_FOLDER_NAME;
-	op->cursor = 0;
-	return next_folder_name(op, req, out);
+	return after_search(op, req, out);
+}
+
+/*
+ * Parses a search page into op->hits. The array is grown to CB_GRAPH_MAX_HITS
+ * for the parse and shrunk to the hits found after it.
+ */
+static int parse_hits(struct graph_op *op, const struct cb_http_response *resp, char **next,
+		      struct cb_err *err)
+{
+	size_t before = op->hit_count;
+	struct graph_hit *hits = realloc(op->hits, CB_GRAPH_MAX_HITS * sizeof(*hits));
+	int rc;
+
+	if (!hits)
+		return cb_err_set(err, "out of memory");
+	op->hits = hits;
+	rc = graph_parse_messages(resp->body.data, resp->body.len, op->message_id, op->hits,
+				  CB_GRAPH_MAX_HITS, &op->hit_count, &op->dropped, next, err);
+	for (size_t i = before; i < op->hit_count; i++)
+		op->hits[i].in_recoverable = op->state == OP_SEARCH_RECOVERABLE;
+
+	hits = realloc(op->hits, (op->hit_count ? op->hit_count : 1) * sizeof(*hits));
+	if (hits)
+		op->hits = hits;
+	return rc;
 }
 
 static enum cb_op_step on_search(struct graph_op *op, const struct cb_http_response *resp,
 				 struct cb_http_request *req, struct cb_outcome *out)
 {
-	size_t before = op->hit_count;
 	char *next = NULL;
 	struct cb_err err;
 
 	if (!graph_response_ok(resp))
 		return fail(op, resp, out);
-	if (graph_parse_messages(resp->body.data, resp->body.len, op->message_id, op->hits,
-				 CB_GRAPH_MAX_HITS, &op->hit_count, &op->dropped, &next, &err) < 0)
+	if (parse_hits(op, resp, &next, &err) < 0)
 		return fail_invalid(op, resp, &err, out);
-	for (size_t i = before; i < op->hit_count; i++)
-		op->hits[i].in_recoverable = op->state == OP_SEARCH_RECOVERABLE;
 
 	if (next) {
 		op->pages++;
@@ -322,12 +423,16 @@ static enum cb_op_step on_search(struct graph_op *op, const struct cb_http_respo
 	return searched(op, req, out);
 }
 
-/* ---- folder names of the hits ---- */
+/* ---- folder names of the hits, for found_in ---- */
 
-static enum cb_op_step next_folder_name(struct graph_op *op, struct cb_http_request *req,
-					struct cb_outcome *out);
-static enum cb_op_step after_names(struct graph_op *op, struct cb_http_request *req,
-				   struct cb_outcome *out);
+static enum cb_op_step finish_logged(struct graph_op *op, struct cb_outcome *out);
+static enum cb_op_step finish_acted(struct graph_op *op, struct cb_outcome *out);
+
+/* Tells whether the job only logs: nothing is acted on, and names are all it looks up. */
+static int logs_only(const struct graph_op *op)
+{
+	return op->kind == CB_ACTION_LOG || op->dry_run;
+}
 
 static enum cb_op_step next_folder_name(struct graph_op *op, struct cb_http_request *req,
 					struct cb_outcome *out)
@@ -335,22 +440,32 @@ static enum cb_op_step next_folder_name(struct graph_op *op, struct cb_http_requ
 	char key[CB_GRAPH_MAX_ID + GRAPH_MAX_MAILBOX + 8];
 	char id[CB_GRAPH_MAX_ID * 3 + 1];
 
-	for (; op->cursor < op->hit_count; op->cursor++) {
+	for (; op->cursor < op->hit_count && !op->names_failed; op->cursor++) {
 		struct graph_hit *h = &op->hits[op->cursor];
+		const char *cached;
 
-		if (h->in_recoverable) {
-			h->folder_name = RECOVERABLE_NAME;
+		if (h->in_recoverable || h->folder_name)
+			continue;
+		cache_key(op, 'n', h->parent_folder_id, key, sizeof(key));
+		cached = graph_cache_get(&op->g->folders, key);
+		if (cached) {
+			/* A copy: the cache may replace its entry before this job ends. */
+			h->folder_name = strdup(cached);
 			continue;
 		}
-		cache_key(op, 'n', h->parent_folder_id, key, sizeof(key));
-		h->folder_name = graph_cache_get(&op->g->folders, key);
-		if (h->folder_name)
-			continue;
 		encode_id(h->parent_folder_id, id, sizeof(id));
 		return send_request(op, req, out, "GET", user_url(op, "/mailFolders/%s?$select=displayName", id),
 			    NULL, "folder_name");
 	}
-	return after_names(op, req, out);
+	return logs_only(op) ? finish_logged(op, out) : finish_acted(op, out);
+}
+
+static enum cb_op_step begin_names(struct graph_op *op, struct cb_http_request *req,
+				   struct cb_outcome *out)
+{
+	op->state = OP_FOLDER_NAME;
+	op->cursor = 0;
+	return next_folder_name(op, req, out);
 }
 
 static enum cb_op_step on_folder_name(struct graph_op *op, const struct cb_http_response *resp,
@@ -361,19 +476,25 @@ static enum cb_op_step on_folder_name(struct graph_op *op, const struct cb_http_
 	char *name = NULL;
 
 	if (!graph_response_ok(resp)) {
-		/* The name only labels the outcome: give up on it unless Graph asks us to back off. */
 		graph_classify(resp, op->step, op->client_request_id, out);
-		if (out->result == CB_RESULT_TEMPORARY)
+		/*
+		 * The name only labels the outcome. Before anything was acted on, a
+		 * temporary error (throttling) ends the job so it runs again later.
+		 * After acting, the outcome must record the action: the remaining
+		 * names stay unknown, and no more lookups are sent to a server that
+		 * pushes back.
+		 */
+		if (out->result == CB_RESULT_TEMPORARY && logs_only(op))
 			return CB_OP_DONE;
+		if (out->result == CB_RESULT_TEMPORARY)
+			op->names_failed = 1;
 		memset(out, 0, sizeof(*out));
 		out->retry_after_ms = -1;
 	} else if (graph_parse_folder(resp->body.data, resp->body.len, NULL, &name, NULL) == 0) {
 		cache_key(op, 'n', h->parent_folder_id, key, sizeof(key));
-		h->folder_name = graph_cache_put(&op->g->folders, key, name);
-		free(name);
+		graph_cache_put(&op->g->folders, key, name);
+		h->folder_name = name;
 	}
-	if (!h->folder_name)
-		h->folder_name = UNKNOWN_FOLDER;
 	op->cursor++;
 	return next_folder_name(op, req, out);
 }
@@ -385,11 +506,11 @@ static void found_in(const struct graph_op *op, char *out, size_t size)
 
 	out[0] = '\0';
 	for (size_t i = 0; i < op->hit_count; i++) {
-		const char *name = op->hits[i].folder_name ? op->hits[i].folder_name : UNKNOWN_FOLDER;
+		const char *name = hit_folder_name(&op->hits[i]);
 		int seen = 0;
 
 		for (size_t j = 0; j < i && !seen; j++)
-			seen = op->hits[j].folder_name && strcmp(op->hits[j].folder_name, name) == 0;
+			seen = strcmp(hit_folder_name(&op->hits[j]), name) == 0;
 		if (seen)
 			continue;
 		len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", name);
@@ -402,9 +523,9 @@ static void found_in(const struct graph_op *op, char *out, size_t size)
 
 static void describe_plan(const struct graph_op *op, char *out, size_t size)
 {
-	switch (op->action.kind) {
+	switch (op->kind) {
 	case CB_ACTION_MOVE:
-		snprintf(out, size, "would move %zu message(s) to %s", op->hit_count, op->action.folder);
+		snprintf(out, size, "would move %zu message(s) to %s", op->hit_count, op->folder);
 		break;
 	case CB_ACTION_SOFT_DELETE:
 		snprintf(out, size, "would soft-delete %zu message(s) (move to Recoverable Items)", op->hit_count);
@@ -435,7 +556,7 @@ static enum cb_op_step finish_logged(struct graph_op *op, struct cb_outcome *out
 {
 	char summary[300];
 
-	if (op->action.dry_run)
+	if (op->dry_run)
 		describe_plan(op, summary, sizeof(summary));
 	else
 		snprintf(summary, sizeof(summary), "logged only: %zu message(s), nothing changed", op->hit_count);
@@ -448,18 +569,18 @@ static enum cb_op_step finish_acted(struct graph_op *op, struct cb_outcome *out)
 	size_t n = 0;
 
 	summary[0] = '\0';
-	if (op->action.kind == CB_ACTION_MOVE) {
+	if (op->kind == CB_ACTION_MOVE) {
 		if (op->acted)
 			n += (size_t)snprintf(summary + n, sizeof(summary) - n, "moved %d message(s) to %s",
-					      op->acted, op->action.folder);
+					      op->acted, op->folder);
 		if (op->already)
 			n += (size_t)snprintf(summary + n, sizeof(summary) - n, "%salready in place (%d in %s)",
-					      n ? ", " : "", op->already, op->action.folder);
+					      n ? ", " : "", op->already, op->folder);
 		if (op->left_deleted && n < sizeof(summary))
 			snprintf(summary + n, sizeof(summary) - n,
 				 "%s%d already deleted by the user (in Recoverable Items), left there",
 				 n ? ", " : "", op->left_deleted);
-	} else if (op->action.kind == CB_ACTION_HARD_DELETE && !op->soft_fallback) {
+	} else if (op->kind == CB_ACTION_HARD_DELETE && !op->soft_fallback) {
 		snprintf(summary, sizeof(summary), "purged %d message(s) (permanentDelete)", op->acted);
 	} else {
 		if (op->acted)
@@ -469,7 +590,7 @@ static enum cb_op_step finish_acted(struct graph_op *op, struct cb_outcome *out)
 			n += (size_t)snprintf(summary + n, sizeof(summary) - n,
 					      "%salready in place (%d in Recoverable Items)", n ? ", " : "",
 					      op->already);
-		if (op->soft_fallback && op->purge_rejected[0] && n < sizeof(summary))
+		if (op->soft_fallback && op->purge_rejected && n < sizeof(summary))
 			snprintf(summary + n, sizeof(summary) - n,
 				 "; not purged: permanentDelete is not available (%s)",
 				 op->purge_rejected);
@@ -483,28 +604,6 @@ static enum cb_op_step finish_acted(struct graph_op *op, struct cb_outcome *out)
 
 /* ---- destination folder ---- */
 
-static int split_path(struct graph_op *op)
-{
-	const char *p = op->action.folder;
-
-	op->segment_count = 0;
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 0 || op->segment_count >= CB_GRAPH_MAX_PATH_DEPTH)
-			return -1;
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-				return -1;
-		memcpy(op->segments[op->segment_count], p, n);
-		op->segments[op->segment_count++][n] = '\0';
-		p += n;
-		if (*p == '/' && *++p == '\0')
-			return -1;
-	}
-	return op->segment_count ? 0 : -1;
-}
-
 static enum cb_op_step begin_acting(struct graph_op *op, struct cb_http_request *req,
 				    struct cb_outcome *out)
 {
@@ -514,13 +613,24 @@ static enum cb_op_step begin_acting(struct graph_op *op, struct cb_http_request 
 	return next_act(op, req, out);
 }
 
+static void destination_key(const struct graph_op *op, char *key, size_t size)
+{
+	cache_key(op, 'd', op->folder, key, size);
+}
+
+/*
+ * Decides how the move names its destination: the cached id, the well-known
+ * name (a fresh job, no lookup), or an id looked up first (a path, or a job
+ * that may have acted before a crash and must skip hits already moved).
+ */
 static enum cb_op_step start_destination(struct graph_op *op, struct cb_http_request *req,
 					 struct cb_outcome *out)
 {
 	char key[CB_FOLDER_MAX + GRAPH_MAX_MAILBOX + 8];
-	const char *cached, *wellknown;
+	const char *cached, *wellknown, *first;
+	size_t len;
 
-	cache_key(op, 'd', op->action.folder, key, sizeof(key));
+	destination_key(op, key, sizeof(key));
 	cached = graph_cache_get(&op->g->folders, key);
 	if (cached && *cached) {
 		free(op->dest_id);
@@ -529,22 +639,26 @@ static enum cb_op_step start_destination(struct graph_op *op, struct cb_http_req
 			return finish(out, CB_RESULT_TEMPORARY, "out of memory");
 		return begin_acting(op, req, out);
 	}
-	if (split_path(op) < 0)
-		return finish(out, CB_RESULT_PERMANENT,
-			      "invalid destination folder path \"%s\": use a well-known name or segments separated by '/', at most %d levels, no empty segments",
-			      op->action.folder, CB_GRAPH_MAX_PATH_DEPTH);
 
-	if (op->segment_count == 1 && graph_wellknown_folder(op->segments[0], &wellknown)) {
+	if (op->segment_count == 1 && graph_wellknown_folder(op->folder, &wellknown)) {
+		op->dest_name = wellknown;
+		if (!op->may_have_acted)
+			return begin_acting(op, req, out);
 		op->state = OP_DEST_WELLKNOWN;
-		return send_request(op, req, out, "GET", user_url(op, "/mailFolders/%s?$select=id,displayName", wellknown),
+		return send_request(op, req, out, "GET", user_url(op, "/mailFolders/%s?$select=id", wellknown),
 			    NULL, "destination");
 	}
+
 	free(op->parent_id);
 	op->segment_index = 0;
-	if (graph_wellknown_folder(op->segments[0], &wellknown)) {
+	first = path_segment(op->folder, 0, &len);
+	op->parent_id = strndup(first, len);
+	if (op->parent_id && graph_wellknown_folder(op->parent_id, &wellknown)) {
+		free(op->parent_id);
 		op->parent_id = strdup(wellknown);
 		op->segment_index = 1;
 	} else {
+		free(op->parent_id);
 		op->parent_id = strdup("msgfolderroot");
 	}
 	if (!op->parent_id)
@@ -561,9 +675,18 @@ static enum cb_op_step destination_found(struct graph_op *op, char *id, struct c
 
 	free(op->dest_id);
 	op->dest_id = id;
-	cache_key(op, 'd', op->action.folder, key, sizeof(key));
+	destination_key(op, key, sizeof(key));
 	graph_cache_put(&op->g->folders, key, id);
 	return begin_acting(op, req, out);
+}
+
+/* Returns the current path segment as a new string, NULL when out of memory. */
+static char *current_segment(const struct graph_op *op)
+{
+	size_t len;
+	const char *seg = path_segment(op->folder, op->segment_index, &len);
+
+	return strndup(seg, len);
 }
 
 static enum cb_op_step next_segment(struct graph_op *op, struct cb_http_request *req,
@@ -571,7 +694,8 @@ static enum cb_op_step next_segment(struct graph_op *op, struct cb_http_request 
 {
 	char parent[CB_GRAPH_MAX_ID * 3 + 1];
 	struct cb_buf filter;
-	char *url;
+	char *url, *segment;
+	int rc;
 
 	if (op->segment_index == op->segment_count) {
 		char *id = op->parent_id;
@@ -579,9 +703,14 @@ static enum cb_op_step next_segment(struct graph_op *op, struct cb_http_request 
 		op->parent_id = NULL;
 		return destination_found(op, id, req, out);
 	}
+	segment = current_segment(op);
+	if (!segment)
+		return finish(out, CB_RESULT_TEMPORARY, "out of memory");
 	encode_id(op->parent_id, parent, sizeof(parent));
 	cb_buf_init(&filter, 0);
-	if (graph_odata_eq(&filter, "displayName", op->segments[op->segment_index]) < 0) {
+	rc = graph_odata_eq(&filter, "displayName", segment);
+	free(segment);
+	if (rc < 0) {
 		cb_buf_free(&filter);
 		return finish(out, CB_RESULT_TEMPORARY, "out of memory");
 	}
@@ -609,7 +738,7 @@ static enum cb_op_step on_dest_list(struct graph_op *op, const struct cb_http_re
 				    struct cb_http_request *req, struct cb_outcome *out)
 {
 	char parent[CB_GRAPH_MAX_ID * 3 + 1];
-	char *id = NULL;
+	char *id = NULL, *segment, *body;
 	struct cb_err err;
 
 	if (!graph_response_ok(resp))
@@ -624,9 +753,14 @@ static enum cb_op_step on_dest_list(struct graph_op *op, const struct cb_http_re
 		return next_segment(op, req, out);
 	}
 	encode_id(op->parent_id, parent, sizeof(parent));
+	segment = current_segment(op);
+	body = segment ? json_body("displayName", segment) : NULL;
+	free(segment);
+	if (!body)
+		return finish(out, CB_RESULT_TEMPORARY, "out of memory");
 	op->state = OP_DEST_CREATE;
 	return send_request(op, req, out, "POST", user_url(op, "/mailFolders/%s/childFolders", parent),
-		    json_body("displayName", op->segments[op->segment_index]), "create_folder");
+		    body, "create_folder");
 }
 
 static enum cb_op_step on_dest_create(struct graph_op *op, const struct cb_http_response *resp,
@@ -654,14 +788,14 @@ static enum cb_op_step on_dest_create(struct graph_op *op, const struct cb_http_
 
 /* ---- acting on each hit ---- */
 
-static enum cb_op_step after_names(struct graph_op *op, struct cb_http_request *req,
-				   struct cb_outcome *out)
+static enum cb_op_step after_search(struct graph_op *op, struct cb_http_request *req,
+				    struct cb_outcome *out)
 {
-	if (op->action.kind == CB_ACTION_LOG || op->action.dry_run)
-		return finish_logged(op, out);
-	if (op->action.kind == CB_ACTION_MOVE)
+	if (logs_only(op))
+		return begin_names(op, req, out);
+	if (op->kind == CB_ACTION_MOVE)
 		return start_destination(op, req, out);
-	op->soft_fallback = op->action.kind == CB_ACTION_HARD_DELETE && !op->g->ep.has_permanent_delete;
+	op->soft_fallback = op->kind == CB_ACTION_HARD_DELETE && !op->g->ep.has_permanent_delete;
 	return begin_acting(op, req, out);
 }
 
@@ -669,24 +803,24 @@ static enum cb_op_step next_act(struct graph_op *op, struct cb_http_request *req
 				struct cb_outcome *out)
 {
 	char id[CB_GRAPH_MAX_ID * 3 + 1];
-	int soft = op->action.kind == CB_ACTION_SOFT_DELETE || op->soft_fallback;
+	int soft = op->kind == CB_ACTION_SOFT_DELETE || op->soft_fallback;
 
 	for (; op->cursor < op->hit_count; op->cursor++) {
 		struct graph_hit *h = &op->hits[op->cursor];
 
 		encode_id(h->id, id, sizeof(id));
-		if (op->action.kind == CB_ACTION_MOVE) {
+		if (op->kind == CB_ACTION_MOVE) {
 			/* Moving a mail out of Recoverable Items would give it back to the user. */
 			if (h->in_recoverable) {
 				op->left_deleted++;
 				continue;
 			}
-			if (strcmp(h->parent_folder_id, op->dest_id) == 0) {
+			if (op->dest_id && strcmp(h->parent_folder_id, op->dest_id) == 0) {
 				op->already++;
 				continue;
 			}
 			return send_request(op, req, out, "POST", user_url(op, "/messages/%s/move", id),
-				    json_body("destinationId", op->dest_id), "move");
+				    json_body("destinationId", op->dest_id ? op->dest_id : op->dest_name), "move");
 		}
 		if (soft) {
 			if (h->in_recoverable) {
@@ -700,7 +834,37 @@ static enum cb_op_step next_act(struct graph_op *op, struct cb_http_request *req
 		return send_request(op, req, out, "POST", user_url(op, "/messages/%s/permanentDelete", id),
 			    strdup(""), "hard_delete");
 	}
-	return finish_acted(op, out);
+	return begin_names(op, req, out);
+}
+
+/*
+ * Counts a successful move of the current hit: already in place when the
+ * message is in the folder it was found in, and the destination id (the
+ * message's new parentFolderId) goes into the cache, so later hits and jobs
+ * of this mailbox compare before they move. A response without a usable
+ * parentFolderId counts as moved.
+ */
+static void count_move(struct graph_op *op, const struct cb_http_response *resp)
+{
+	const struct graph_hit *h = &op->hits[op->cursor];
+	char key[CB_FOLDER_MAX + GRAPH_MAX_MAILBOX + 8];
+	char *parent = NULL;
+
+	if (graph_parse_moved(resp->body.data, resp->body.len, &parent, NULL) < 0) {
+		op->acted++;
+		return;
+	}
+	if (strcmp(parent, h->parent_folder_id) == 0)
+		op->already++;
+	else
+		op->acted++;
+	if (op->dest_id) {
+		free(parent);
+		return;
+	}
+	destination_key(op, key, sizeof(key));
+	graph_cache_put(&op->g->folders, key, parent);
+	op->dest_id = parent;
 }
 
 /*
@@ -726,7 +890,10 @@ static enum cb_op_step on_act(struct graph_op *op, const struct cb_http_response
 	struct graph_error e;
 
 	if (graph_response_ok(resp)) {
-		op->acted++;
+		if (op->kind == CB_ACTION_MOVE)
+			count_move(op, resp);
+		else
+			op->acted++;
 		op->cursor++;
 		return next_act(op, req, out);
 	}
@@ -736,10 +903,14 @@ static enum cb_op_step on_act(struct graph_op *op, const struct cb_http_response
 	 * instead, as in a cloud known to lack it, and record that in the outcome.
 	 * Leaving the mail in the mailbox would be worse.
 	 */
-	if (op->action.kind == CB_ACTION_HARD_DELETE && !op->soft_fallback &&
+	if (op->kind == CB_ACTION_HARD_DELETE && !op->soft_fallback &&
 	    purge_unavailable(resp, &e)) {
-		snprintf(op->purge_rejected, sizeof(op->purge_rejected), "HTTP %ld %s", resp->status,
+		char rejected[96];
+
+		snprintf(rejected, sizeof(rejected), "HTTP %ld %s", resp->status,
 			 e.code[0] ? e.code : "without an error code");
+		free(op->purge_rejected);
+		op->purge_rejected = strdup(rejected);
 		op->soft_fallback = 1;
 		return next_act(op, req, out);
 	}
@@ -749,9 +920,11 @@ static enum cb_op_step on_act(struct graph_op *op, const struct cb_http_response
 	 */
 	if (resp->curl_code == CURLE_OK && resp->status == 404 && op->researches < CB_GRAPH_MAX_RESEARCH) {
 		op->researches++;
-		if (op->action.kind == CB_ACTION_MOVE) {
-			cache_key(op, 'd', op->action.folder, key, sizeof(key));
+		if (op->kind == CB_ACTION_MOVE && op->dest_id) {
+			destination_key(op, key, sizeof(key));
 			graph_cache_put(&op->g->folders, key, "");
+			free(op->dest_id);
+			op->dest_id = NULL;
 		}
 		graph_hits_clear(op->hits, op->hit_count);
 		op->hit_count = 0;

@@ -133,6 +133,7 @@ void graph_hits_clear(struct graph_hit *hits, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(hits[i].id);
 		free(hits[i].parent_folder_id);
+		free(hits[i].folder_name);
 		memset(&hits[i], 0, sizeof(hits[i]));
 	}
 }
@@ -164,6 +165,23 @@ int graph_parse_folder(const char *body, size_t len, char **id, char **display_n
 	}
 	json_decref(root);
 	return rc;
+}
+
+int graph_parse_moved(const char *body, size_t len, char **parent_folder_id, struct cb_err *err)
+{
+	json_t *root = load_object(body, len, err);
+	const char *v;
+
+	*parent_folder_id = NULL;
+	if (!root)
+		return -1;
+	v = get_string(root, "parentFolderId", CB_GRAPH_MAX_ID);
+	if (v && id_valid(v))
+		*parent_folder_id = strdup(v);
+	json_decref(root);
+	if (!*parent_folder_id)
+		return cb_err_set(err, "move response has no valid \"parentFolderId\"");
+	return 0;
 }
 
 int graph_parse_folder_list(const char *body, size_t len, char **id, struct cb_err *err)
