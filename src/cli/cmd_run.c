@@ -419,6 +419,8 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 		fprintf(stderr, "clawback: %s\n", err.msg);
 		goto out;
 	}
+	/* Before the executor thread starts, so a paused daemon claims nothing at all. */
+	check_pause(r);
 	if (pthread_create(&r->executor_thread, NULL, executor_main, r) != 0)
 		goto out;
 	r->executor_started = 1;
@@ -429,7 +431,6 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 
 	cb_notice("clawback started version=%s backend=%s feeds=%zu store=%s", CLAWBACK_VERSION,
 		  r->backend->name, r->feed_count, cb_log_str(&value, store_path));
-	check_pause(r);
 	publish_status(r);
 	sd_notify(0, "READY=1");
 	rc = main_loop(r, signal_fd) < 0 ? CB_EXIT_FAILURE : CB_EXIT_OK;
