@@ -56,8 +56,13 @@
 #define CB_EXEC_DEFAULT_TIMEOUT_MS 60000
 /* Connect timeout of every request. */
 #define CB_EXEC_CONNECT_TIMEOUT_MS 15000
-/* Maximum connections per host; HTTP/2 requests share them. */
-#define CB_EXEC_MAX_HOST_CONNECTIONS 4
+/*
+ * Maximum connections per host; HTTP/2 requests share them. Servers allow
+ * about 100 streams per connection (Node and nghttp2 default, and the
+ * streams libcurl opens per connection by default), so 16 connections carry
+ * the default global_concurrency of 1,200 requests with room to spare.
+ */
+#define CB_EXEC_MAX_HOST_CONNECTIONS 16
 /* Maximum requests one operation may make, so a backend bug cannot loop forever. */
 #define CB_EXEC_MAX_REQUESTS_PER_OP 1000
 

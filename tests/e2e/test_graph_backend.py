@@ -584,8 +584,9 @@ def test_requests_share_http2_connections(graph, pki, tmp_path):
     assert len(requests) >= 15
     assert {entry["http_version"] for entry in requests} == {"2.0"}
     connections = {entry["connection_id"] for entry in requests}
-    # The executor opens at most 4 connections per host (CB_EXEC_MAX_HOST_CONNECTIONS).
-    assert len(connections) <= 4, connections
+    # The executor opens at most 16 connections per host (CB_EXEC_MAX_HOST_CONNECTIONS), and
+    # five jobs need far fewer than 100 streams, so they share one or two.
+    assert len(connections) <= 2, connections
     stats = graph.stats()
     assert stats["connections"]["http/1.1"] == 0
     assert stats["max_in_flight"] > len(connections), stats
