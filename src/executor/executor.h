@@ -63,6 +63,10 @@
  * the default global_concurrency of 1,200 requests with room to spare.
  */
 #define CB_EXEC_MAX_HOST_CONNECTIONS 16
+/* libcurl receive buffer per transfer, in bytes (libcurl's default is 16 KiB). */
+#define CB_EXEC_RECV_BUFFER 4096L
+/* libcurl upload buffer per transfer, in bytes: libcurl's minimum (its default is 64 KiB). */
+#define CB_EXEC_UPLOAD_BUFFER 16384L
 /* Maximum requests one operation may make, so a backend bug cannot loop forever. */
 #define CB_EXEC_MAX_REQUESTS_PER_OP 1000
 
