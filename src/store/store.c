@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "store/store_internal.h"
@@ -217,6 +218,25 @@ int store_op_end(struct cb_store *store, int rc, struct cb_err *err)
 	return 0;
 }
 
+/*
+ * Steps "PRAGMA journal_mode = WAL" until it is not busy, for at most
+ * CB_STORE_BUSY_TIMEOUT_MS, and tells whether the store is in WAL mode.
+ * The retry is needed because SQLite may return SQLITE_BUSY for this pragma
+ * without calling the busy handler, for example while another process
+ * creates the store or holds a write lock on it.
+ */
+static int journal_mode_wal(sqlite3_stmt *st)
+{
+	int64_t deadline = cb_mono_ms() + CB_STORE_BUSY_TIMEOUT_MS;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_BUSY && cb_mono_ms() < deadline) {
+		sqlite3_reset(st);
+		usleep(5000);
+	}
+	return rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+}
+
 static int open_pragmas(struct cb_store *store, struct cb_err *err)
 {
 	sqlite3_stmt *st;
@@ -226,8 +246,7 @@ static int open_pragmas(struct cb_store *store, struct cb_err *err)
 	sqlite3_busy_timeout(store->db, CB_STORE_BUSY_TIMEOUT_MS);
 	if (sqlite3_prepare_v2(store->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
 		return store_fail(store, err, "cannot open the store");
-	wal = sqlite3_step(st) == SQLITE_ROW &&
-	      strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	wal = journal_mode_wal(st);
 	sqlite3_finalize(st);
 	if (!wal)
 		return store_fail(store, err, "cannot switch the store to WAL mode");
