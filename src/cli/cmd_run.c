@@ -385,6 +385,17 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 	}
 	r->cli = cli;
 	r->started_ms = cb_now_ms();
+
+	/*
+	 * Blocked first, before any thread starts (so every thread inherits the
+	 * mask) and before the slow start-up steps, so an early SIGTERM stops
+	 * the daemon gracefully instead of killing it.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	if (stderr_is_journal())
 		cb_log_use_journal(1);
 	if (cb_cli_load_config(cli) < 0)
@@ -393,12 +404,6 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 	snprintf(r->status_path, sizeof(r->status_path), "%s.status.json", store_path);
 	snprintf(r->pause_path, sizeof(r->pause_path), "%s.paused", store_path);
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	/* Blocked before any thread starts, so every thread inherits the mask. */
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (signal_fd < 0)
