@@ -189,6 +189,14 @@ class Setup:
         self.sim.stop()
 
 
+def status_pid(store):
+    """Return the pid in the daemon's status file, or None before a daemon wrote one."""
+    try:
+        return json.loads(pathlib.Path(f"{store}.status.json").read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def job_states(store):
     """Return {state: count} of the jobs not deleted, read straight from the store."""
     try:
@@ -434,7 +442,10 @@ def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
     total = 5000
     kill_count = 20
     mail = {mailbox_address(f"user{n:05d}"): [message_id(n, 0)] for n in range(total)}
-    setup = Setup(tmp_path, ca, mail, sim_args=("--latency-ms", "5"))
+    # At most 24 requests in flight and 20 ms per request make the campaign need about 12 s of
+    # running time, more than 20 kills after 0.1 to 0.6 s each can use up on any machine.
+    setup = Setup(tmp_path, ca, mail, executor_settings="global_concurrency = 24\n",
+                  sim_args=("--latency-ms", "20"))
     setup.store_events()
     store = setup.clawback.store
     seed = int.from_bytes(os.urandom(4), "little")
@@ -452,6 +463,7 @@ def test_sigkill_during_campaign_moves_nothing_twice(tmp_path, ca):
                 break
         daemon = Daemon(setup.clawback)
         daemon.wait_for(lambda: all_finished(store, total), "every job finished")
+        daemon.wait_for(lambda: status_pid(store) == daemon.process.pid, "the daemon's status")
         assert daemon.stop() == 0, daemon.log_text()
         stats = setup.sim.stats()
         log = setup.sim.log()
