@@ -166,7 +166,7 @@ static int start_feeds(struct run *r)
 		struct run_feed *f = &r->feeds[i];
 
 		snprintf(f->name, sizeof(f->name), "%s", cfg->feeds[i].name);
-		snprintf(f->source, sizeof(f->source), "feed:%s", f->name);
+		snprintf(f->source, sizeof(f->source), "feed:%s", cfg->feeds[i].name);
 		f->store = cb_cli_open_store(r->cli);
 		f->rules = f->store ? cb_cli_load_rules(r->cli) : NULL;
 		if (!f->rules)
