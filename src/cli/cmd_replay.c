@@ -85,7 +85,7 @@ static int replay_stream(struct replay *r, FILE *in)
 		if (line.len == 0 && !too_long)
 			continue;
 		if (too_long)
-			rc = cb_pipeline_reject(&r->pipeline, line.data, line.len,
+			rc = cb_pipeline_reject(&r->pipeline, line.data, line.len, CB_REJECT_TOO_LARGE,
 						"line longer than the event size limit; first bytes kept", &err);
 		else
 			rc = cb_pipeline_submit(&r->pipeline, line.data, line.len, &result, NULL, &err);

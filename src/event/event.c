@@ -45,6 +45,7 @@ static const char *const reject_names[] = {
 	[CB_REJECT_BAD_METADATA] = "bad_metadata",
 	[CB_REJECT_BAD_UTF8] = "bad_utf8",
 	[CB_REJECT_DUPLICATE_KEY] = "duplicate_key",
+	[CB_REJECT_TRANSPORT] = "transport",
 };
 
 const char *cb_event_reject_name(enum cb_event_reject reason)

@@ -59,6 +59,7 @@ enum cb_event_reject {
 	CB_REJECT_BAD_METADATA,    /* PZD metaData missing, not an object, or unknown threatType */
 	CB_REJECT_BAD_UTF8,        /* bytes that are not valid UTF-8 */
 	CB_REJECT_DUPLICATE_KEY,   /* an object with the same key twice */
+	CB_REJECT_TRANSPORT,       /* refused before parsing: a binary, oversized or cut WebSocket message */
 };
 
 /* Returns a short stable name for the reason ("missing_recipient"), used in the store and API. */

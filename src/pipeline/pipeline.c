@@ -100,10 +100,10 @@ int cb_pipeline_submit(struct cb_pipeline *p, const char *raw, size_t len,
 	return rc;
 }
 
-int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len, const char *reason,
-		       struct cb_err *err)
+int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len,
+		       enum cb_event_reject reason, const char *detail, struct cb_err *err)
 {
-	return store_in_batch(p, raw, len, NULL, CB_REJECT_NOT_JSON, reason, NULL, NULL, err);
+	return store_in_batch(p, raw, len, NULL, reason, detail, NULL, NULL, err);
 }
 
 int cb_pipeline_flush(struct cb_pipeline *p, int force, struct cb_err *err)

@@ -59,11 +59,12 @@ int cb_pipeline_submit(struct cb_pipeline *p, const char *raw, size_t len,
 		       struct cb_ingest_result *out, struct cb_rule_match *match, struct cb_err *err);
 
 /*
- * Stores a message that never reached the parser (a binary or oversized
- * WebSocket message, invalid UTF-8) as rejected with reason and its bytes.
+ * Stores a message that never reached the parser as rejected, with its bytes,
+ * reason (CB_REJECT_TRANSPORT for a binary, cut or invalid UTF-8 WebSocket
+ * message, CB_REJECT_TOO_LARGE for an over-long one) and detail.
  */
-int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len, const char *reason,
-		       struct cb_err *err);
+int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len,
+		       enum cb_event_reject reason, const char *detail, struct cb_err *err);
 
 /* Commits the open batch if it is older than CB_PIPELINE_BATCH_MS (force: whatever its age). */
 int cb_pipeline_flush(struct cb_pipeline *p, int force, struct cb_err *err);

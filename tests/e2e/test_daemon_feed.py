@@ -184,3 +184,31 @@ def test_daemon_killed_while_streaming(tmp_path, ca):
     assert not missing, f"{len(missing)} events sent over 1 s before the kill are not stored"
     jobs = clawback.json_lines("jobs")
     assert len({job["event"] for job in jobs}) == len(jobs)
+
+
+def test_daemon_keeps_bad_messages(tmp_path, ca):
+    scenario = {"connections": [{"steps": [
+        ["binary"], ["bad_utf8"], ["big", 2 * 1024 * 1024], ["non_json", "hello"],
+        ["send", "all"], ["hold"],
+    ]}]}
+    sim = harness.FeedSim(tmp_path, ca, events=SAMPLE_FEED, scenario=scenario)
+    clawback = Clawback(tmp_path, RULES)
+    with open(clawback.config, "a") as config:
+        config.write(feed_settings(sim, ca, tmp_path))
+    daemon = Daemon(clawback)
+    try:
+        daemon.wait_for(lambda: stored_events(clawback.store) >= 14, "14 stored messages")
+    finally:
+        assert daemon.stop() == 0, daemon.log_text()
+        sim.stop()
+
+    events = clawback.json_lines("events")
+    rejected = [event for event in events if event["status"] == "rejected"]
+    assert [event["reject_reason"] for event in rejected] == [
+        "transport", "transport", "too_large", "not_json",
+    ]
+    assert rejected[3]["raw"] == "hello"
+    assert "raw_hex" in rejected[1], "invalid UTF-8 must be kept byte for byte"
+    assert len([event for event in events if event["status"] == "accepted"]) == 5
+    status = json.loads((tmp_path / "clawback.db.status.json").read_text())
+    assert status["feeds"][0]["reconnects"] == 0

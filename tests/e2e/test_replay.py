@@ -111,6 +111,7 @@ def test_replay_rejects_overlong_line(clawback):
 
     assert len(events) == 1
     assert events[0]["status"] == "rejected"
+    assert events[0]["reject_reason"] == "too_large"
 
 
 def write_campaign(path, count):
