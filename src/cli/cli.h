@@ -53,6 +53,9 @@ void cb_cli_free(struct cb_cli *cli);
  */
 int cb_cli_execute_until_idle(struct cb_cli *cli);
 
+/* Tells whether `clawback pause` is in force for the store (its STORE.paused file exists). */
+int cb_cli_paused(struct cb_cli *cli);
+
 /* Parses the list filters shared by events, jobs and queue list; CB_CLI_FILTER_HELP documents them. */
 int cb_cli_parse_filter(int opt, const char *arg, struct cb_filter *f, int for_jobs);
 #define CB_CLI_FILTER_OPTIONS                                                                      \

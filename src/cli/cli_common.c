@@ -26,6 +26,7 @@ int cb_cli_load_config(struct cb_cli *cli)
 		n = cb_config_load(path, &cli->config, &problems, &err);
 		if (n < 0) {
 			fprintf(stderr, "clawback: %s\n", err.msg);
+			cb_config_free(&cli->config);
 			return -1;
 		}
 		if (n > 0) {
@@ -97,8 +98,9 @@ void cb_cli_free(struct cb_cli *cli)
 
 int cb_cli_parse_time(const char *s, int64_t *out_ms)
 {
-	struct tm tm;
+	struct tm tm, wanted;
 	const char *end;
+	time_t seconds;
 	int64_t amount;
 	char unit;
 	size_t len = strlen(s);
@@ -135,7 +137,12 @@ int cb_cli_parse_time(const char *s, int64_t *out_ms)
 	}
 	if (!end || *end)
 		return -1;
-	*out_ms = (int64_t)timegm(&tm) * 1000;
+	wanted = tm;
+	seconds = timegm(&tm);
+	/* timegm() normalises 2026-02-31 to March 3: such a date was not a real one. */
+	if (tm.tm_mday != wanted.tm_mday || tm.tm_mon != wanted.tm_mon)
+		return -1;
+	*out_ms = (int64_t)seconds * 1000;
 	return 0;
 }
 
@@ -193,6 +200,9 @@ int cb_cli_parse_filter(int opt, const char *arg, struct cb_filter *f, int for_j
 				arg);
 			return -1;
 		}
+		/* 0 means "no filter" in struct cb_filter, so the epoch itself becomes -1 ms. */
+		if (value == 0)
+			value = opt == 'F' ? 1 : -1;
 		if (opt == 'F')
 			f->since_ms = value;
 		else
@@ -294,4 +304,15 @@ out:
 	cb_executor_free(ex);
 	backend->close(state);
 	return rc;
+}
+
+int cb_cli_paused(struct cb_cli *cli)
+{
+	char path[4200];
+
+	if (cb_cli_load_config(cli) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s.paused",
+		 cli->store_path ? cli->store_path : cli->config.store_path);
+	return access(path, F_OK) == 0;
 }

@@ -21,6 +21,7 @@ static int run_check_config(struct cb_cli *cli, int argc, char **argv)
 	n = cb_config_load(path, &cfg, &problems, &err);
 	if (n < 0) {
 		fprintf(stderr, "clawback: %s\n", err.msg);
+		cb_config_free(&cfg);
 		return CB_EXIT_INVALID;
 	}
 	if (n > 0) {

@@ -61,7 +61,8 @@ static int queue_list(struct cb_store *store, int argc, char **argv)
 			return CB_EXIT_USAGE;
 	}
 	if (only == CB_JOB_STATE_COUNT || optind != argc) {
-		fprintf(stderr, "Usage: clawback queue list --processing|--retry|--final [--json]\n");
+		fprintf(stderr, "clawback: queue list needs one of --processing, --retry or --final\n"
+				"Usage: clawback queue list --processing|--retry|--final [--json]\n");
 		return CB_EXIT_USAGE;
 	}
 	for (size_t i = 0; i < (only == CB_JOB_QUEUED ? 3 : 1); i++) {
@@ -111,7 +112,11 @@ static int queue_show(struct cb_store *store, int argc, char **argv)
 	struct cb_err err;
 	int64_t id;
 
-	if (argc != 2 || parse_job_id(argv[1], &id) < 0)
+	if (argc != 2) {
+		fprintf(stderr, "Usage: clawback queue show JOB\n");
+		return CB_EXIT_USAGE;
+	}
+	if (parse_job_id(argv[1], &id) < 0)
 		return CB_EXIT_USAGE;
 	if (cb_store_job_get(store, id, &job, &err) < 0) {
 		fprintf(stderr, "clawback: %s\n", err.msg);
@@ -163,7 +168,7 @@ static int queue_change(struct cb_store *store, int argc, char **argv, int delet
 		if (parse_job_id(argv[i], &id) < 0)
 			return CB_EXIT_USAGE;
 		if ((delete ? cb_store_job_delete(store, id, &err) : cb_store_job_requeue(store, id, &err)) < 0) {
-			fprintf(stderr, "clawback: job %lld: %s\n", (long long)id, err.msg);
+			fprintf(stderr, "clawback: %s\n", err.msg);
 			failed = 1;
 			continue;
 		}

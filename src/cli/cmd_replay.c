@@ -5,6 +5,7 @@
  * prints what was decided and done for each event.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,20 +49,22 @@ static int remember_row(struct replay *r, int64_t line, const struct cb_ingest_r
 
 /*
  * Reads one line of at most CB_EVENT_MAX_BYTES into line. A longer line is
- * consumed to its end and *too_long is set; line keeps its first bytes.
- * Returns 0 at end of input, 1 when a line was read.
+ * consumed to its end and *too_long is set; line keeps its first bytes and
+ * *size counts all of them. Returns 0 at end of input, 1 when a line was read.
  */
-static int read_line(FILE *in, struct cb_buf *line, int *too_long)
+static int read_line(FILE *in, struct cb_buf *line, int *too_long, uint64_t *size)
 {
 	int c;
 
 	cb_buf_reset(line);
 	*too_long = 0;
+	*size = 0;
 	while ((c = getc(in)) != EOF) {
 		char byte = (char)c;
 
 		if (c == '\n')
 			return 1;
+		(*size)++;
 		if (cb_buf_append(line, &byte, 1) < 0)
 			*too_long = 1;
 	}
@@ -73,33 +76,45 @@ static int replay_stream(struct replay *r, FILE *in)
 	struct cb_buf line;
 	struct cb_ingest_result result;
 	struct cb_err err;
+	char detail[128];
 	int64_t number = 0;
+	uint64_t size;
 	int too_long;
 	int rc = 0;
 
 	cb_buf_init(&line, CB_EVENT_MAX_BYTES);
-	while (read_line(in, &line, &too_long)) {
+	while (read_line(in, &line, &too_long, &size)) {
 		number++;
 		if (line.len > 0 && line.data[line.len - 1] == '\r')
 			line.data[--line.len] = '\0';
 		if (line.len == 0 && !too_long)
 			continue;
-		if (too_long)
+		if (too_long) {
+			snprintf(detail, sizeof(detail),
+				 "line of %llu bytes is longer than the event limit of %d bytes; "
+				 "the first %zu bytes are kept",
+				 (unsigned long long)size, CB_EVENT_MAX_BYTES, line.len);
 			rc = cb_pipeline_reject(&r->pipeline, line.data, line.len, CB_REJECT_TOO_LARGE,
-						"line longer than the event size limit; first bytes kept", &err);
-		else
+						detail, &result, &err);
+		} else {
 			rc = cb_pipeline_submit(&r->pipeline, line.data, line.len, &result, NULL, &err);
+		}
 		if (rc < 0) {
 			fprintf(stderr, "clawback: replay stopped at line %lld: %s\n", (long long)number, err.msg);
 			break;
 		}
-		if (!too_long && remember_row(r, number, &result) < 0) {
+		if (remember_row(r, number, &result) < 0) {
 			fprintf(stderr, "clawback: out of memory at line %lld\n", (long long)number);
 			rc = -1;
 			break;
 		}
 	}
 	cb_buf_free(&line);
+	if (rc == 0 && ferror(in)) {
+		fprintf(stderr, "clawback: reading the input failed after line %lld: %m\n",
+			(long long)number);
+		rc = -1;
+	}
 	if (rc == 0 && cb_pipeline_flush(&r->pipeline, 1, &err) < 0) {
 		fprintf(stderr, "clawback: %s\n", err.msg);
 		rc = -1;
@@ -211,6 +226,11 @@ static int run_replay(struct cb_cli *cli, int argc, char **argv)
 	cb_pipeline_init(&r.pipeline, store, rules, cli->config.dry_run, source);
 	if (replay_stream(&r, in) < 0)
 		goto out;
+	if (execute && cb_cli_paused(cli)) {
+		fprintf(stderr, "clawback: processing is paused (clawback resume ends it): the new "
+				"jobs stay queued\n");
+		execute = 0;
+	}
 	if (execute && cb_cli_execute_until_idle(cli) < 0)
 		goto out;
 	if (!quiet)

@@ -117,7 +117,7 @@ static int feed_on_rejected(void *ctx, const char *data, size_t len, uint64_t fu
 	snprintf(detail, sizeof(detail), "%s (%llu bytes, first %zu kept)", reason,
 		 (unsigned long long)full_len, len);
 	reject = full_len > CB_FEED_MAX_MESSAGE ? CB_REJECT_TOO_LARGE : CB_REJECT_TRANSPORT;
-	if (cb_pipeline_reject(&f->pipeline, data, len, reject, detail, &err) < 0) {
+	if (cb_pipeline_reject(&f->pipeline, data, len, reject, detail, NULL, &err) < 0) {
 		cb_error("storing a rejected message failed feed=%s error=%s", f->name,
 			 cb_log_str(&value, err.msg));
 		return -1;

@@ -52,9 +52,8 @@ static int run_status(struct cb_cli *cli, int argc, char **argv)
 	int running;
 	size_t i;
 
-	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "Usage: clawback status\n");
+		fprintf(stderr, "clawback: unexpected argument '%s'\nUsage: clawback status\n", argv[1]);
 		return CB_EXIT_USAGE;
 	}
 	if (cb_cli_load_config(cli) < 0)
@@ -62,7 +61,8 @@ static int run_status(struct cb_cli *cli, int argc, char **argv)
 	snprintf(path, sizeof(path), "%s.status.json", store_path(cli));
 	status = json_load_file(path, 0, &error);
 	if (!status) {
-		printf("daemon: not running (no status in %s)\n", path);
+		printf("daemon: not running (no status in %s)%s\n", path,
+		       cb_cli_paused(cli) ? ", processing paused" : "");
 		print_counts(cli);
 		return 3;
 	}

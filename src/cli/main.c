@@ -51,6 +51,10 @@ int main(int argc, char **argv)
 			cli.store_path = argv[++i];
 		} else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
 			cli.rules_path = argv[++i];
+		} else if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--store") == 0 ||
+			   strcmp(argv[i], "--rules") == 0) {
+			fprintf(stderr, "clawback: option '%s' needs a PATH; see clawback --help\n", argv[i]);
+			return CB_EXIT_USAGE;
 		} else {
 			fprintf(stderr, "clawback: unknown option '%s'; see clawback --help\n", argv[i]);
 			return CB_EXIT_USAGE;

@@ -101,9 +101,10 @@ int cb_pipeline_submit(struct cb_pipeline *p, const char *raw, size_t len,
 }
 
 int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len,
-		       enum cb_event_reject reason, const char *detail, struct cb_err *err)
+		       enum cb_event_reject reason, const char *detail, struct cb_ingest_result *out,
+		       struct cb_err *err)
 {
-	return store_in_batch(p, raw, len, NULL, reason, detail, NULL, NULL, err);
+	return store_in_batch(p, raw, len, NULL, reason, detail, NULL, out, err);
 }
 
 int cb_pipeline_flush(struct cb_pipeline *p, int force, struct cb_err *err)

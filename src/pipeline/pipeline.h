@@ -64,7 +64,8 @@ int cb_pipeline_submit(struct cb_pipeline *p, const char *raw, size_t len,
  * message, CB_REJECT_TOO_LARGE for an over-long one) and detail.
  */
 int cb_pipeline_reject(struct cb_pipeline *p, const char *raw, size_t len,
-		       enum cb_event_reject reason, const char *detail, struct cb_err *err);
+		       enum cb_event_reject reason, const char *detail, struct cb_ingest_result *out,
+		       struct cb_err *err);
 
 /* Commits the open batch if it is older than CB_PIPELINE_BATCH_MS (force: whatever its age). */
 int cb_pipeline_flush(struct cb_pipeline *p, int force, struct cb_err *err);

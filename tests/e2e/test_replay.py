@@ -204,3 +204,43 @@ def test_rules_check_names_rule_and_field(tmp_path):
     assert result.returncode == 3
     assert "bad-regex" in result.stderr
     assert "url" in result.stderr
+
+
+def test_replay_reports_overlong_line(clawback):
+    line = '{"type":"PZD","padding":"' + "x" * 70_000 + '"}'
+    result = clawback.run("replay", "--json", "-", input_text=line + "\n" + SAMPLE_FEED.read_text())
+    rows = [json.loads(text) for text in result.stdout.splitlines()]
+
+    assert rows[0]["line"] == 1
+    assert rows[0]["status"] == "rejected"
+    assert rows[-1]["received"] == 11
+    events = clawback.json_lines("events", "--state", "rejected")
+    assert len(events) == 1
+    assert events[0]["reject_reason"] == "too_large"
+
+
+def test_replay_while_paused_leaves_jobs_queued(clawback):
+    clawback.run("pause")
+    result = clawback.run("replay", str(SAMPLE_FEED))
+
+    assert "paused" in result.stderr
+    assert {job["state"] for job in clawback.json_lines("jobs")} == {"queued"}
+    clawback.run("resume")
+    clawback.run("replay", "-", input_text="")
+    assert {job["state"] for job in clawback.json_lines("jobs")} == {"done"}
+
+
+def test_replay_rejects_directory(clawback, tmp_path):
+    result = clawback.run("replay", str(tmp_path), check=False)
+
+    assert result.returncode == 1
+    assert "reading the input failed" in result.stderr
+
+
+def test_time_filter_edges(clawback):
+    clawback.run("replay", str(SAMPLE_FEED))
+
+    assert clawback.json_lines("events", "--until", "1970-01-01") == []
+    assert len(clawback.json_lines("events", "--since", "1970-01-01")) == 10
+    result = clawback.run("events", "--since", "2026-02-31", check=False)
+    assert result.returncode == 2
