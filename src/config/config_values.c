@@ -134,13 +134,18 @@ static int check_url_text(const char *s, char *msg, size_t msg_size)
 static int check_feed_query(const char *query, char **channel, char *msg, size_t msg_size)
 {
 	char q[CB_INI_MAX_NAME * 4 + 16];
-	size_t name_len = strcspn(query, "=&");
+	const char *other = query;
+	size_t name_len;
 
+	/* Names the first parameter that is not the leading channel=, e.g. "token" in "channel=x&token=y". */
+	if (strncmp(query, "channel=", 8) == 0 && strchr(query, '&'))
+		other = strchr(query, '&') + 1;
+	name_len = strcspn(other, "=&");
 	if (strncmp(query, "channel=", 8) != 0 || strchr(query, '&')) {
 		char name[CB_INI_MAX_NAME + 1];
 
 		snprintf(name, sizeof(name), "%.*s", (int)(name_len < CB_INI_MAX_NAME ? name_len : CB_INI_MAX_NAME),
-			 query);
+			 other);
 		snprintf(msg, msg_size,
 			 "unsupported query parameter %s in the feed URL (its value is not shown): "
 			 "the only parameter accepted is channel=NAME",

@@ -167,6 +167,8 @@ static const struct bad_case bad_cases[] = {
 	 "feed URL must start with wss://", NULL},
 	{"token in url query", "[feed \"f\"]\ntoken_file = t\nurl = wss://e.example/ws?token=s3cr3t-value\n",
 	 "unsupported query parameter 'token' in the feed URL (its value is not shown)", "s3cr3t-value"},
+	{"token after channel", "[feed \"f\"]\ntoken_file = t\nurl = wss://e.example/ws?channel=abcdef&token=s3cr3t-value\n",
+	 "unsupported query parameter 'token' in the feed URL (its value is not shown)", "s3cr3t-value"},
 	{"password in url", "[feed \"f\"]\ntoken_file = t\nurl = wss://user:s3cr3t-value@e.example/ws\n",
 	 "user name or password in the URL is not allowed", "s3cr3t-value"},
 	{"password in proxy", "[feed \"f\"]\ntoken_file = t\nproxy = http://u:s3cr3t-value@proxy.example:3128\n",
