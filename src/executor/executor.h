@@ -39,7 +39,7 @@
 #include "store/store.h"
 
 /* Maximum jobs held in memory at once (claimed and not finished); the rest wait in the store. */
-#define CB_EXEC_MAX_ACTIVE 4096
+#define CB_EXEC_MAX_ACTIVE 2048
 /* Maximum jobs of one limit key held in memory at once, so one mailbox's burst never fills the executor. */
 #define CB_EXEC_MAX_ACTIVE_PER_KEY 64
 /* Jobs read from the store per page when claiming. */
