@@ -57,9 +57,10 @@ static int read_limited(int fd, const char *path, size_t max, char **out, size_t
 	return 0;
 }
 
+/* Opens path for reading if it is a regular file. O_NONBLOCK keeps a FIFO from blocking the open. */
 static int open_regular(const char *path, struct stat *st, struct cb_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0)
 		return cb_err_set(err, "cannot open %s: %s", path, strerror(errno));
