@@ -222,6 +222,9 @@ static int run_replay(struct cb_cli *cli, int argc, char **argv)
 	if (!store)
 		goto out;
 
+	/* --quiet also drops the per-event info lines (duplicates, decisions) from the log. */
+	if (quiet && cb_log_get_level() < CB_LOG_WARNING)
+		cb_log_set_level(CB_LOG_WARNING);
 	snprintf(source, sizeof(source), "replay:%s", source_path);
 	cb_pipeline_init(&r.pipeline, store, rules, cli->config.dry_run, source);
 	if (replay_stream(&r, in) < 0)
@@ -259,6 +262,6 @@ const struct cb_command cb_cmd_replay = {
 		"\n"
 		"  --json        print one JSON object per event and a summary object\n"
 		"  --no-execute  store and decide only; leave the jobs queued for the daemon\n"
-		"  --quiet       print nothing on success\n",
+		"  --quiet       print nothing on success, and log only warnings and errors\n",
 	.run = run_replay,
 };
