@@ -350,7 +350,7 @@ static int main_loop(struct run *r, int signal_fd)
 }
 
 /*
- * Tells whether stderr is systemd's journal stream: $JOURNAL_STREAM holds the
+ * Returns 1 when stderr is systemd's journal stream. $JOURNAL_STREAM contains the
  * "DEVICE:INODE" of that stream, which must match stderr itself, because a
  * child started from a service inherits the variable with another stderr.
  */

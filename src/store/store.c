@@ -220,7 +220,7 @@ int store_op_end(struct cb_store *store, int rc, struct cb_err *err)
 
 /*
  * Steps "PRAGMA journal_mode = WAL" until it is not busy, for at most
- * CB_STORE_BUSY_TIMEOUT_MS, and tells whether the store is in WAL mode.
+ * CB_STORE_BUSY_TIMEOUT_MS, and returns 1 when the store is in WAL mode.
  * The retry is needed because SQLite may return SQLITE_BUSY for this pragma
  * without calling the busy handler, for example while another process
  * creates the store or holds a write lock on it.
