@@ -162,8 +162,7 @@ def main():
         print(f"    {job['mailbox']}  {job['message_id']}")
         print(f"    rule {job['rule']} -> {action}{' (dry run)' if job['dry_run'] else ''}; "
               f"{job['state']}: {job.get('outcome') or job.get('error', '')}")
-        print(f"    found in: {job.get('found_in', '-')}; now in: "
-              f"{describe_locations(state, job['mailbox'], job['message_id'])}")
+        print(f"    now in: {describe_locations(state, job['mailbox'], job['message_id'])}")
     if os.environ.get("KEEP") == "1":
         print(f"\ndemo files kept in {work}")
     else:
