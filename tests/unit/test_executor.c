@@ -29,29 +29,6 @@
 
 extern const struct cb_backend_ops cb_backend_log;
 
-/* Store helpers. */
-
-static char *store_path(void)
-{
-	const char *dir = test_tmpdir();
-	size_t size = strlen(dir) + 32;
-	char *path = malloc(size);
-
-	assert_non_null(path);
-	snprintf(path, size, "%s/clawback.db", dir);
-	return path;
-}
-
-static struct cb_store *open_store(const char *path)
-{
-	struct cb_store *store = NULL;
-	struct cb_err err = {{0}};
-
-	if (cb_store_open(path, &store, &err) < 0)
-		fail_msg("cb_store_open: %s", err.msg);
-	return store;
-}
-
 static const struct cb_decision move_decision = {
 	.rule = "virus-to-junk",
 	.reason = "threat=VIRUS",
@@ -199,8 +176,8 @@ static void backoff_doubles_and_caps(void **state)
 static void log_backend_finishes_all(void **state)
 {
 	enum { JOBS = 300 };
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_executor_stats stats;
 	struct cb_config cfg;
 	int64_t ids[JOBS];
@@ -304,8 +281,8 @@ static const struct cb_backend_ops script_backend = {
 
 static void outcomes_reach_their_states(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_executor_stats stats;
 	struct cb_config cfg;
 	int64_t done_id, missing_id, flaky_id, broken_id;
@@ -358,8 +335,8 @@ static void outcomes_reach_their_states(void **state)
 
 static void server_hint_sets_retry_time(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_executor_stats stats;
 	struct cb_config cfg;
 	int64_t before, after, id;
@@ -388,8 +365,8 @@ static void server_hint_sets_retry_time(void **state)
 
 static void interrupted_job_recovered(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_transition t = CB_TRANSITION_INIT;
 	struct cb_executor_stats stats;
 	struct cb_config cfg;
@@ -415,8 +392,8 @@ static void interrupted_job_recovered(void **state)
 
 static void stop_before_run_returns(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_executor *ex = NULL;
 	struct cb_config cfg;
 	struct cb_err err = {{0}};
@@ -640,8 +617,8 @@ static const struct cb_backend_ops http_backend = {
 static void http_limits_and_back_off(void **state)
 {
 	enum { BUSY = 40, OTHERS = 6, THROTTLED = 5 };
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_executor_stats stats;
 	struct cb_config cfg;
 	struct server server;

@@ -28,27 +28,6 @@
 
 #define DAY_MS (24 * 60 * 60 * 1000LL)
 
-static char *store_path(void)
-{
-	const char *dir = test_tmpdir();
-	size_t size = strlen(dir) + 16;
-	char *path = malloc(size);
-
-	assert_non_null(path);
-	snprintf(path, size, "%s/store.db", dir);
-	return path;
-}
-
-static struct cb_store *open_store(const char *path)
-{
-	struct cb_store *store = NULL;
-	struct cb_err err = {{0}};
-
-	if (cb_store_open(path, &store, &err) < 0)
-		fail_msg("cb_store_open: %s", err.msg);
-	return store;
-}
-
 /* Runs SQL on a second connection, as a manual edit would. */
 static void exec_sql(const char *path, const char *sql)
 {
@@ -201,11 +180,11 @@ static struct audit_seen audit_of(struct cb_store *store, int64_t job_id)
 
 static void open_creates_schema_and_reopens(void **state)
 {
-	char *path = store_path();
+	char *path = test_store_path();
 	struct cb_store *store;
 
 	(void)state;
-	store = open_store(path);
+	store = test_open_store(path);
 	assert_non_null(store);
 	cb_store_close(store);
 	assert_int_equal(query_int(path, "PRAGMA user_version"), 1);
@@ -216,10 +195,10 @@ static void open_creates_schema_and_reopens(void **state)
 					 "AND name = 'events_dedup'"),
 			 1);
 
-	store = open_store(path);
+	store = test_open_store(path);
 	ingest_pzd(store, "a@example.com", "k1", &move_decision, NULL);
 	cb_store_close(store);
-	store = open_store(path);
+	store = test_open_store(path);
 	assert_int_equal(job_state(store, 1), CB_JOB_QUEUED);
 	cb_store_close(store);
 	assert_int_equal(query_int(path, "PRAGMA user_version"), 1);
@@ -228,13 +207,13 @@ static void open_creates_schema_and_reopens(void **state)
 
 static void open_uses_wal(void **state)
 {
-	char *path = store_path();
+	char *path = test_store_path();
 	struct cb_store *store;
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
 	(void)state;
-	store = open_store(path);
+	store = test_open_store(path);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -247,8 +226,8 @@ static void open_uses_wal(void **state)
 
 static void open_rejects_newer_schema(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 
 	(void)state;
@@ -263,7 +242,7 @@ static void open_rejects_newer_schema(void **state)
 
 static void open_rejects_other_application(void **state)
 {
-	char *path = store_path();
+	char *path = test_store_path();
 	struct cb_store *store = NULL;
 	struct cb_err err = {{0}};
 
@@ -292,8 +271,8 @@ static void open_rejects_non_database(void **state)
 
 static void ingest_accepted_creates_job(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 	struct cb_job job;
 	struct audit_seen seen;
@@ -334,8 +313,8 @@ static void ingest_accepted_creates_job(void **state)
 
 static void ingest_skip_creates_skipped_job(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 
 	(void)state;
@@ -350,8 +329,8 @@ static void ingest_skip_creates_skipped_job(void **state)
 
 static void ingest_other_type_is_ignored(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 	struct cb_event ev;
 	struct cb_err err = {{0}};
@@ -374,8 +353,8 @@ static void ingest_other_type_is_ignored(void **state)
 
 static void ingest_rejected_keeps_reason(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 	struct cb_err err = {{0}};
 	static const char raw[] = "{\"type\":\"PZD\"";
@@ -398,8 +377,8 @@ static void ingest_rejected_keeps_reason(void **state)
 
 static void ingest_duplicate_has_no_job(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result first, second;
 	struct cb_event ev;
 	struct cb_err err = {{0}};
@@ -429,8 +408,8 @@ static void ingest_duplicate_has_no_job(void **state)
 
 static void dedup_index_rejects_second_accepted(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	sqlite3 *db;
 	int rc;
 
@@ -450,8 +429,8 @@ static void dedup_index_rejects_second_accepted(void **state)
 
 static void ingest_cuts_oversized_raw(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	size_t size = 1024 * 1024;
 	char *raw = malloc(size);
 	struct cb_ingest_result res;
@@ -482,8 +461,8 @@ static int count_rows(const struct cb_event_row *row, void *ctx)
 
 static void ingest_stores_hostile_bytes_verbatim(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	static const char raw[] = "'); DROP TABLE events; --\0\xff\x01";
 	struct cb_filter f = CB_FILTER_INIT;
 	struct cb_ingest_result res;
@@ -504,8 +483,8 @@ static void ingest_stores_hostile_bytes_verbatim(void **state)
 
 static void ingest_rejects_pzd_without_decision(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 	struct cb_event ev;
 	struct cb_err err = {{0}};
@@ -531,8 +510,8 @@ static void ingest_rejects_pzd_without_decision(void **state)
 
 static void batch_rollback_discards_all(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 
 	(void)state;
@@ -551,8 +530,8 @@ static void batch_rollback_discards_all(void **state)
 
 static void batch_survives_failed_call(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_ingest_result res;
 	struct cb_event ev;
 	struct cb_err err = {{0}};
@@ -575,8 +554,8 @@ static void batch_survives_failed_call(void **state)
 
 static void batch_failed_write_rolls_back(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_transition t = CB_TRANSITION_INIT;
 	struct cb_ingest_result res;
 	struct cb_event ev;
@@ -635,8 +614,8 @@ static int edge_listed(enum cb_job_state from, enum cb_job_state to)
 
 static void transition_every_allowed_edge(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 
 	(void)state;
@@ -666,8 +645,8 @@ static void transition_every_allowed_edge(void **state)
 
 static void transition_forbidden_edges_rejected(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	int64_t id = ingest_pzd(store, "a@example.com", "k", &move_decision, NULL);
 	int forbidden = 0;
@@ -703,8 +682,8 @@ static void transition_forbidden_edges_rejected(void **state)
 
 static void transition_stale_state_rejected(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	int64_t id = ingest_pzd(store, "a@example.com", "k", &move_decision, NULL);
 
@@ -731,8 +710,8 @@ static void transition_stale_state_rejected(void **state)
 
 static void transition_applies_fields(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_transition t = CB_TRANSITION_INIT;
 	struct cb_err err = {{0}};
 	struct audit_seen seen;
@@ -775,8 +754,8 @@ static void transition_applies_fields(void **state)
 
 static void transition_invalid_detail_fails(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_transition t = CB_TRANSITION_INIT;
 	struct cb_err err = {{0}};
 	int64_t id = ingest_pzd(store, "a@example.com", "k", &move_decision, NULL);
@@ -795,8 +774,8 @@ static void transition_invalid_detail_fails(void **state)
 
 static void jobs_due_orders_and_promotes(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	struct cb_job *jobs;
 	struct audit_seen seen;
@@ -852,8 +831,8 @@ static void jobs_due_orders_and_promotes(void **state)
 
 static void recover_requeues_running(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	struct audit_seen seen;
 	struct cb_job job;
@@ -889,8 +868,8 @@ static void recover_requeues_running(void **state)
 
 static void quarantine_moves_bad_rows(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	struct cb_job *jobs;
 	struct cb_job job;
@@ -949,8 +928,8 @@ static void quarantine_moves_bad_rows(void **state)
 
 static void requeue_resets_attempts(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	struct audit_seen seen;
 	struct cb_job job;
@@ -989,8 +968,8 @@ static int count_jobs_cb(const struct cb_job *job, void *ctx)
 
 static void delete_marks_job(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	struct cb_filter f = CB_FILTER_INIT;
 	struct audit_seen seen;
@@ -1037,8 +1016,8 @@ static void delete_marks_job(void **state)
 
 static void prune_keeps_unfinished_jobs(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	int64_t deleted = 0;
 	int64_t now = cb_now_ms();
@@ -1077,8 +1056,8 @@ static void prune_keeps_unfinished_jobs(void **state)
 
 static void prune_handles_many_rows(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_err err = {{0}};
 	int64_t deleted = 0;
 
@@ -1136,8 +1115,8 @@ static int stop_after_first(const struct cb_event_row *row, void *ctx)
 
 static void list_events_filters(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_filter f = CB_FILTER_INIT;
 	struct cb_ingest_result r1, r2, r3;
 	struct cb_err err = {{0}};
@@ -1192,8 +1171,8 @@ static void list_events_filters(void **state)
 
 static void list_jobs_filters(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_filter f = CB_FILTER_INIT;
 	struct cb_ingest_result r;
 	struct cb_err err = {{0}};
@@ -1250,8 +1229,8 @@ static int collect_counts(const char *type, enum cb_event_status status, int64_t
 
 static void count_events_by_type(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct event_counts c = {0};
 	struct cb_ingest_result r;
 	struct cb_err err = {{0}};
@@ -1273,8 +1252,8 @@ static void count_events_by_type(void **state)
 
 static void attempt_recorded_in_audit(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
 	struct cb_attempt a = {
 		.attempt = 1,
 		.backend = "graph",
@@ -1305,9 +1284,9 @@ static void attempt_recorded_in_audit(void **state)
 
 static void data_version_sees_other_commits(void **state)
 {
-	char *path = store_path();
-	struct cb_store *store = open_store(path);
-	struct cb_store *other = open_store(path);
+	char *path = test_store_path();
+	struct cb_store *store = test_open_store(path);
+	struct cb_store *other = test_open_store(path);
 	int64_t before, after;
 
 	(void)state;
@@ -1422,7 +1401,7 @@ static int crash_check(const char *path, int reported)
 
 static void crash_kill_keeps_batches_whole(void **state)
 {
-	char *path = store_path();
+	char *path = test_store_path();
 	unsigned seed = (unsigned)time(NULL);
 	int batches = 0;
 	int killed_with_progress = 0;
@@ -1453,7 +1432,7 @@ static void crash_kill_keeps_batches_whole(void **state)
 		close(fds[0]);
 
 		/* Reopening runs WAL recovery; the schema must still open. */
-		store = open_store(path);
+		store = test_open_store(path);
 		cb_store_close(store);
 		b = crash_check(path, reported);
 		if (b > batches)

@@ -1,9 +1,16 @@
 /* testutil.c: helpers shared by the unit tests. */
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "store/store.h"
 
 const char *test_tmpdir(void)
 {
@@ -55,4 +62,25 @@ char *test_write_file(const char *dir, const char *name, const char *text)
 		abort();
 	}
 	return path;
+}
+
+char *test_store_path(void)
+{
+	const char *dir = test_tmpdir();
+	size_t size = strlen(dir) + 16;
+	char *path = malloc(size);
+
+	assert_non_null(path);
+	snprintf(path, size, "%s/clawback.db", dir);
+	return path;
+}
+
+struct cb_store *test_open_store(const char *path)
+{
+	struct cb_store *store = NULL;
+	struct cb_err err = {{0}};
+
+	if (cb_store_open(path, &store, &err) < 0)
+		fail_msg("cb_store_open: %s", err.msg);
+	return store;
 }
