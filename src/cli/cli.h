@@ -53,6 +53,14 @@ void cb_cli_free(struct cb_cli *cli);
  */
 int cb_cli_execute_until_idle(struct cb_cli *cli);
 
+/* Returns the store path: --store, else [general] store. The settings must be loaded. */
+const char *cb_cli_store_path(const struct cb_cli *cli);
+/*
+ * Writes the path of a file the daemon keeps next to the store into out:
+ * STORE.status.json (suffix ".status.json") or STORE.paused (".paused").
+ */
+void cb_cli_store_file(const struct cb_cli *cli, const char *suffix, char *out, size_t size);
+
 /* Tells whether `clawback pause` is in force for the store (its STORE.paused file exists). */
 int cb_cli_paused(struct cb_cli *cli);
 

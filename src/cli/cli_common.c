@@ -53,7 +53,7 @@ struct cb_store *cb_cli_open_store(struct cb_cli *cli)
 
 	if (cb_cli_load_config(cli) < 0)
 		return NULL;
-	path = cli->store_path ? cli->store_path : cli->config.store_path;
+	path = cb_cli_store_path(cli);
 	if (cb_store_open(path, &store, &err) < 0) {
 		fprintf(stderr, "clawback: %s\n", err.msg);
 		return NULL;
@@ -293,7 +293,7 @@ int cb_cli_execute_until_idle(struct cb_cli *cli)
 		fprintf(stderr, "clawback: backend %s: %s\n", backend->name, err.msg);
 		return -1;
 	}
-	if (cb_executor_new(&cli->config, cli->store_path ? cli->store_path : cli->config.store_path,
+	if (cb_executor_new(&cli->config, cb_cli_store_path(cli),
 			    backend, state, &ex, &err) < 0 ||
 	    cb_executor_drain(ex, &err) < 0) {
 		fprintf(stderr, "clawback: %s\n", err.msg);
@@ -312,7 +312,16 @@ int cb_cli_paused(struct cb_cli *cli)
 
 	if (cb_cli_load_config(cli) < 0)
 		return 0;
-	snprintf(path, sizeof(path), "%s.paused",
-		 cli->store_path ? cli->store_path : cli->config.store_path);
+	cb_cli_store_file(cli, ".paused", path, sizeof(path));
 	return access(path, F_OK) == 0;
+}
+
+const char *cb_cli_store_path(const struct cb_cli *cli)
+{
+	return cli->store_path ? cli->store_path : cli->config.store_path;
+}
+
+void cb_cli_store_file(const struct cb_cli *cli, const char *suffix, char *out, size_t size)
+{
+	snprintf(out, size, "%s%s", cb_cli_store_path(cli), suffix);
 }

@@ -402,9 +402,9 @@ static int run_daemon(struct cb_cli *cli, int argc, char **argv)
 		cb_log_use_journal(1);
 	if (cb_cli_load_config(cli) < 0)
 		goto out;
-	store_path = cli->store_path ? cli->store_path : cli->config.store_path;
-	snprintf(r->status_path, sizeof(r->status_path), "%s.status.json", store_path);
-	snprintf(r->pause_path, sizeof(r->pause_path), "%s.paused", store_path);
+	store_path = cb_cli_store_path(cli);
+	cb_cli_store_file(cli, ".status.json", r->status_path, sizeof(r->status_path));
+	cb_cli_store_file(cli, ".paused", r->pause_path, sizeof(r->pause_path));
 
 	signal(SIGPIPE, SIG_IGN);
 	signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);

@@ -19,11 +19,6 @@
 /* A status older than this (ms) means the daemon is not running. */
 #define STATUS_STALE_MS 5000
 
-static const char *store_path(struct cb_cli *cli)
-{
-	return cli->store_path ? cli->store_path : cli->config.store_path;
-}
-
 static void print_counts(struct cb_cli *cli)
 {
 	int64_t counts[CB_JOB_STATE_COUNT] = {0};
@@ -58,7 +53,7 @@ static int run_status(struct cb_cli *cli, int argc, char **argv)
 	}
 	if (cb_cli_load_config(cli) < 0)
 		return CB_EXIT_INVALID;
-	snprintf(path, sizeof(path), "%s.status.json", store_path(cli));
+	cb_cli_store_file(cli, ".status.json", path, sizeof(path));
 	status = json_load_file(path, 0, &error);
 	if (!status) {
 		printf("daemon: not running (no status in %s)%s\n", path,
@@ -104,7 +99,7 @@ static int set_paused(struct cb_cli *cli, int argc, int paused)
 	}
 	if (cb_cli_load_config(cli) < 0)
 		return CB_EXIT_INVALID;
-	snprintf(path, sizeof(path), "%s.paused", store_path(cli));
+	cb_cli_store_file(cli, ".paused", path, sizeof(path));
 	if (paused) {
 		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0) {
