@@ -102,7 +102,7 @@ void cb_config_defaults(struct cb_config *cfg);
  * Loads path into cfg (defaults first). Every problem found is appended to
  * problems as one line "FILE:LINE: [section] key: message"; returns the
  * number of problems (0 when valid) or -1 when the file cannot be read
- * (err says why).
+ * (err contains the reason).
  */
 int cb_config_load(const char *path, struct cb_config *cfg, char **problems, struct cb_err *err);
 /*

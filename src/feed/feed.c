@@ -304,7 +304,7 @@ static void start_closing(struct cb_feed *feed, struct session *s, int64_t now)
 	cb_ws_close(s->ws, 1001, "client stopping", &ignored);
 }
 
-/* Runs one open connection until it ends or the feed stops; err says why it ended. */
+/* Runs one open connection until it ends or the feed stops; err contains the reason it ended. */
 static void run_session(struct cb_feed *feed, struct cb_ws *ws, struct cb_err *err)
 {
 	struct session s = { .ws = ws, .next_ping = cb_mono_ms() + feed->ping_interval_ms };

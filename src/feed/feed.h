@@ -86,7 +86,7 @@ struct cb_feed_callbacks {
 	int (*on_message)(void *ctx, const char *data, size_t len);
 	/*
 	 * A message that is not delivered: data holds its first len bytes (up
-	 * to CB_WS_REJECT_KEEP) of full_len, reason says why. 0, or -1 when it
+	 * to CB_WS_REJECT_KEEP) of full_len, and reason names the cause. 0, or -1 when it
 	 * cannot be kept.
 	 */
 	int (*on_rejected)(void *ctx, const char *data, size_t len, uint64_t full_len, const char *reason);

@@ -84,7 +84,7 @@ enum cb_ws_read_result {
 	CB_WS_AGAIN = 0,  /* no more bytes for now: poll cb_ws_fd() for cb_ws_poll_events() */
 	CB_WS_CLOSED = 1, /* the connection ended (close frame or end of stream); see cb_ws_close_info() */
 	CB_WS_MORE = 2,   /* the read budget is used up: call again before blocking in poll() */
-	CB_WS_ERROR = -1, /* the connection failed; err says why */
+	CB_WS_ERROR = -1, /* the connection failed; err contains the reason */
 };
 
 /* Connects and upgrades; on failure info says whether the server refused (and with which status). */

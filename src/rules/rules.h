@@ -27,7 +27,7 @@
 #include "rules/action.h"
 
 #define CB_RULES_DEFAULT_PATH "/etc/clawback/rules.conf"
-/* Most rules in one file. */
+/* Maximum rules in one file. */
 #define CB_RULES_MAX 1000
 /* Longest rule name. */
 #define CB_RULE_NAME_MAX 64
@@ -50,7 +50,7 @@ struct cb_ruleset;
  * Loads rules from path. Returns the number of problems (0 when valid; the
  * ruleset is then usable) with each problem appended to problems as one line
  * "FILE:LINE: rule 'NAME': FIELD: message", or -1 when the file cannot be
- * read (err says why).
+ * read (err contains the reason).
  */
 int cb_rules_load(const char *path, struct cb_ruleset **out, char **problems, struct cb_err *err);
 /* The same, from text in memory (name is used in messages in place of a path). */
